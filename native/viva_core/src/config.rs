@@ -119,6 +119,16 @@ impl Config {
                 )));
             }
         }
+        for flag in ["attention_bias", "mlp_bias"] {
+            if field(obj, flag) == Some(&Value::Bool(true)) {
+                return Err(Error::InvalidConfig(format!("config.json: `{flag}: true` is not supported (Llama has no biases)")));
+            }
+        }
+        if let Some(act) = field(obj, "hidden_act").and_then(Value::as_str) {
+            if act != "silu" {
+                return Err(Error::InvalidConfig(format!("config.json: hidden_act `{act}` is not supported (only silu)")));
+            }
+        }
         let hidden_size = req_usize(obj, "hidden_size")?;
         let intermediate_size = req_usize(obj, "intermediate_size")?;
         let num_layers = req_usize(obj, "num_hidden_layers")?;
@@ -144,8 +154,16 @@ impl Config {
             return Err(Error::InvalidConfig(format!("config.json: head_dim ({head_dim}) must be even for RoPE")));
         }
         let rms_norm_eps = opt_f64(obj, "rms_norm_eps")?.unwrap_or(1e-6);
-        let rope_theta = opt_f64(obj, "rope_theta")?.unwrap_or(10000.0);
-        let rope_scaling = match field(obj, "rope_scaling") {
+        // transformers 5.x writes `rope_parameters` {rope_theta, rope_type, factor, ...} instead of
+        // top-level `rope_theta` + `rope_scaling`; both layouts are read.
+        let rope_params = field(obj, "rope_parameters").and_then(Value::as_object);
+        let rope_theta = match rope_params {
+            Some(rp) if field(rp, "rope_theta").is_some() => opt_f64(rp, "rope_theta")?.unwrap_or(10000.0),
+            _ => opt_f64(obj, "rope_theta")?.unwrap_or(10000.0),
+        };
+        let from_params = field(obj, "rope_scaling").is_none() && rope_params.is_some();
+        let scaling_value = field(obj, "rope_scaling").or_else(|| field(obj, "rope_parameters"));
+        let rope_scaling = match scaling_value {
             None => None,
             Some(Value::Object(rs)) => {
                 let ty = field(rs, "rope_type").or_else(|| field(rs, "type")).and_then(Value::as_str);
@@ -170,6 +188,7 @@ impl Config {
                         Some(s)
                     }
                     Some("default") => None,
+                    None if from_params => None,
                     other => {
                         return Err(Error::InvalidConfig(format!(
                             "config.json: rope_scaling type {:?} is not supported (only llama3)",

@@ -165,7 +165,7 @@ impl TensorStore {
             Error::UnsupportedDtype(format!("{name}: dtype {d} is not supported (F32, BF16 and F16 are)"))
         })?;
         if e.shape != expected {
-            return Err(Error::ShapeMismatch(format!("{name}: expected {expected:?}, got {:?}", e.shape)));
+            return Err(Error::ShapeMismatch(format!("{name}: expected {}, got {}", dims(expected), dims(&e.shape))));
         }
         Ok(dtype)
     }
@@ -186,6 +186,12 @@ impl TensorStore {
     fn file_list(&self) -> String {
         self.files.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>().join(", ")
     }
+}
+
+/// `[256,2048]`: the shape format every backend uses in messages.
+pub fn dims(shape: &[usize]) -> String {
+    let parts: Vec<String> = shape.iter().map(usize::to_string).collect();
+    format!("[{}]", parts.join(","))
 }
 
 /// Converts little-endian stored elements to f32 (exact for every supported dtype).

@@ -2,6 +2,8 @@
 //! every generation; per-sequence state lives in [`KvCache`].
 
 use crate::backend::cpu::{CpuCache, CpuModel};
+#[cfg(feature = "cuda")]
+use crate::backend::cuda::{self, CudaCache, CudaModel};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::loader::{self, TensorStore};
@@ -32,7 +34,8 @@ impl BackendKind {
 /// Weight format requested at load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightFormat {
-    /// The backend's default: f32 on the CPU.
+    /// The backend's default: f32 on the CPU; on CUDA fp8 where the GPU converts FP8 in hardware
+    /// (sm_89+), else bf16. The FP8 block size is `VIVA_TENSOR_FP8_BLOCK` (default 16).
     Auto,
     F32,
     Bf16,
@@ -72,13 +75,18 @@ impl Default for LoadOptions {
     }
 }
 
+#[allow(clippy::large_enum_variant)] // one per loaded model
 enum Engine {
     Cpu(CpuModel),
+    #[cfg(feature = "cuda")]
+    Cuda(CudaModel),
 }
 
 /// Per-sequence state: the KV cache and its position.
 pub enum KvCache {
     Cpu(CpuCache),
+    #[cfg(feature = "cuda")]
+    Cuda(Box<CudaCache>),
 }
 
 impl KvCache {
@@ -86,6 +94,8 @@ impl KvCache {
     pub fn len(&self) -> usize {
         match self {
             KvCache::Cpu(c) => c.len(),
+            #[cfg(feature = "cuda")]
+            KvCache::Cuda(c) => c.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -117,13 +127,35 @@ impl Model {
         })?;
         let store = TensorStore::open(&paths.weight_files)?;
         let tied = config.tie_word_embeddings || !store.contains(names::LM_HEAD);
-        match opts.backend {
-            BackendKind::Cuda => {
-                return Err(Error::CudaUnavailable(
-                    "this build of viva_tensor has no CUDA backend".into(),
+        let cpu_only = opts.weights == WeightFormat::F32;
+        let want_cuda = match opts.backend {
+            BackendKind::Cuda if cpu_only => {
+                return Err(Error::InvalidOption(
+                    "weights f32 need the cpu backend; the cuda backend takes bf16 or fp8".into(),
                 ))
             }
-            BackendKind::Auto | BackendKind::Cpu => {}
+            BackendKind::Cuda => true,
+            BackendKind::Auto => !cpu_only && cuda_usable(),
+            BackendKind::Cpu => false,
+        };
+        if want_cuda {
+            #[cfg(feature = "cuda")]
+            {
+                let format = match opts.weights {
+                    WeightFormat::Bf16 => cuda::Format::Bf16,
+                    WeightFormat::Fp8 => cuda::Format::Fp8 { block: cuda::fp8_block_from_env()? },
+                    _ if cuda::prefers_fp8() => cuda::Format::Fp8 { block: cuda::fp8_block_from_env()? },
+                    _ => cuda::Format::Bf16,
+                };
+                let weights = match format {
+                    cuda::Format::Bf16 => WeightFormat::Bf16,
+                    cuda::Format::Fp8 { .. } => WeightFormat::Fp8,
+                };
+                let engine = Engine::Cuda(CudaModel::load(&config, &store, tied, format)?);
+                return Ok(Model { config, tokenizer, dir: paths.dir, engine, weights });
+            }
+            #[cfg(not(feature = "cuda"))]
+            return Err(Error::CudaUnavailable("this build of viva_tensor has no CUDA backend".into()));
         }
         let weights = match opts.weights {
             WeightFormat::Auto | WeightFormat::F32 => WeightFormat::F32,
@@ -142,6 +174,8 @@ impl Model {
     pub fn backend_name(&self) -> &'static str {
         match self.engine {
             Engine::Cpu(_) => "cpu",
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(_) => "cuda",
         }
     }
 
@@ -153,6 +187,8 @@ impl Model {
     pub fn new_cache(&self) -> Result<KvCache> {
         match &self.engine {
             Engine::Cpu(m) => Ok(KvCache::Cpu(m.new_cache())),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(m) => Ok(KvCache::Cuda(Box::new(m.new_cache()?))),
         }
     }
 
@@ -160,6 +196,68 @@ impl Model {
     pub fn forward(&self, cache: &mut KvCache, tokens: &[u32]) -> Result<Vec<f32>> {
         match (&self.engine, cache) {
             (Engine::Cpu(m), KvCache::Cpu(c)) => m.forward(c, tokens),
+            #[cfg(feature = "cuda")]
+            (Engine::Cuda(m), KvCache::Cuda(c)) => m.forward(c, tokens),
+            #[cfg(feature = "cuda")]
+            _ => Err(Error::InvalidOption("this KV cache belongs to a model on another backend".into())),
+        }
+    }
+
+    /// Greedy decoding: feeds `token` at the cache's next position, then each argmax (lowest index on
+    /// ties), calling `on_token` with every generated token (`false` stops); at most `max_new` tokens,
+    /// never past the context. Returns the generated tokens; the cache advances by their number.
+    /// On CUDA the argmax stays on the device and the host runs one step ahead (no logits copies).
+    pub fn decode_greedy(
+        &self,
+        cache: &mut KvCache,
+        token: u32,
+        max_new: usize,
+        on_token: &mut dyn FnMut(u32) -> bool,
+    ) -> Result<Vec<u32>> {
+        match (&self.engine, cache) {
+            #[cfg(feature = "cuda")]
+            (Engine::Cuda(m), KvCache::Cuda(c)) => m.decode_greedy(c, token, max_new, on_token),
+            (_, cache) => {
+                let mut out = Vec::new();
+                let mut next = token;
+                while out.len() < max_new && cache.len() < self.config.max_position_embeddings {
+                    let logits = self.forward(cache, &[next])?;
+                    next = crate::sampler::argmax(&logits);
+                    out.push(next);
+                    if !on_token(next) {
+                        break;
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Weight bytes a decode step streams from memory (CUDA; `None` on the CPU).
+    pub fn weight_bytes_per_token(&self) -> Option<usize> {
+        match &self.engine {
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(m) => Some(m.weight_bytes_per_token()),
+            _ => None,
+        }
+    }
+
+    /// Per-kernel device time of one forward of `tokens` on CUDA (`None` on the CPU); see
+    /// `CudaModel::profile`.
+    pub fn profile(&self, cache: &mut KvCache, tokens: &[u32]) -> Result<Option<Vec<(String, f64, usize)>>> {
+        match (&self.engine, cache) {
+            #[cfg(feature = "cuda")]
+            (Engine::Cuda(m), KvCache::Cuda(c)) => m.profile(c, tokens).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The GPU in use (`None` on the CPU).
+    pub fn device_name(&self) -> Option<String> {
+        match &self.engine {
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(m) => Some(m.device_name()),
+            _ => None,
         }
     }
 
@@ -174,5 +272,17 @@ impl Model {
             )));
         }
         caches.iter_mut().zip(tokens).map(|(c, &t)| self.forward(c, &[t])).collect()
+    }
+}
+
+/// Whether `BackendKind::Auto` takes CUDA: a device is present and its kernels compile.
+fn cuda_usable() -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        cuda::available().is_ok()
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        false
     }
 }

@@ -61,7 +61,8 @@ pub fn sample(logits: &[f32], opts: &SamplerOpts, rng: &mut Pcg32) -> u32 {
     }
     let t = opts.temperature;
     // Scaled logits, sorted descending, ties to the lower index.
-    let mut cand: Vec<(f64, u32)> = logits.iter().enumerate().map(|(i, &l)| (l as f64 / t, i as u32)).collect();
+    // `+ 0.0` turns -0.0 into +0.0 so that `total_cmp` treats them as the tie they are.
+    let mut cand: Vec<(f64, u32)> = logits.iter().enumerate().map(|(i, &l)| (l as f64 / t + 0.0, i as u32)).collect();
     let k = if opts.top_k == 0 { cand.len() } else { opts.top_k.min(cand.len()) };
     let by_desc = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
     if k < cand.len() {

@@ -3,3 +3,5 @@
 
 pub mod cpu;
 pub mod linalg;
+#[cfg(feature = "cuda")]
+pub mod cuda;

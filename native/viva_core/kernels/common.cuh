@@ -1,0 +1,116 @@
+// Shared helpers of viva_core's CUDA kernels. The Rust side (backend/cuda/kernels.rs) prepends this
+// file to every kernel file and NVRTC compiles the whole set as one program, so nothing here may
+// include a system header: the bf16 / fp8 conversions are written out below.
+//
+// Conventions: weights are row-major [N, Kp] (Kp = K padded with zeros to a multiple of 128, so every
+// row starts 16-byte aligned); activations and the residual stream are f32; "A16" (the FP8 path)
+// rounds the activations to bf16 before they meet the weights; accumulation is always f32.
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+#define NEG_INF (__int_as_float(0xff800000))
+
+// Programmatic dependent launch (sm_90+): a kernel may start while the previous one drains. It calls
+// PDL_LAUNCH early (lets the next kernel be scheduled) and PDL_WAIT before it reads anything the
+// previous kernel wrote or writes anything. Both are no-ops when launched without the attribute.
+#if __CUDA_ARCH__ >= 900
+#define PDL_WAIT() asm volatile("griddepcontrol.wait;" ::: "memory")
+#define PDL_LAUNCH() asm volatile("griddepcontrol.launch_dependents;" :::)
+#else
+#define PDL_WAIT()
+#define PDL_LAUNCH()
+#endif
+
+__device__ __forceinline__ float bf16_to_f32(u32 h) { return __uint_as_float((h & 0xffffu) << 16); }
+
+// f32 -> bf16, round to nearest even (as `half::bf16::from_f32`); NaN stays NaN.
+__device__ __forceinline__ u32 f32_to_bf16(float f) {
+  u32 u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return ((u >> 16) | 0x40u) & 0xffffu;
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return u >> 16;
+}
+
+__device__ __forceinline__ float bf16_round(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+
+__device__ __forceinline__ float f16_to_f32(u32 h) {
+  float f;
+  unsigned short s = (unsigned short)(h & 0xffffu);
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(s));
+  return f;
+}
+
+// Four E4M3 (OCP fp8, "e4m3fn") values, the bytes of `w` lowest first, to f32, exactly.
+// sm_89+ converts in hardware. Older chips move the bits into f16 (sign, 4-bit exponent, 3-bit
+// mantissa shifted into place), which is the value / 256 (subnormals included): FP8_UNIT undoes that
+// factor once per dot product.
+#if __CUDA_ARCH__ >= 890
+#define FP8_UNIT 1.0f
+__device__ __forceinline__ void fp8x4_to_f32(u32 w, float* o) {
+  u32 lo, hi;
+  asm("{\n\t.reg .b16 l, h;\n\tmov.b32 {l, h}, %2;\n\tcvt.rn.f16x2.e4m3x2 %0, l;\n\tcvt.rn.f16x2.e4m3x2 %1, h;\n\t}"
+      : "=r"(lo), "=r"(hi)
+      : "r"(w));
+  o[0] = f16_to_f32(lo);
+  o[1] = f16_to_f32(lo >> 16);
+  o[2] = f16_to_f32(hi);
+  o[3] = f16_to_f32(hi >> 16);
+}
+#else
+#define FP8_UNIT 256.0f
+__device__ __forceinline__ void fp8x4_to_f32(u32 w, float* o) {
+  u32 a = __byte_perm(w, 0u, 0x4140u);  // bytes [b0, 0, b1, 0]
+  u32 b = __byte_perm(w, 0u, 0x4342u);  // bytes [b2, 0, b3, 0]
+  a = ((a & 0x00800080u) << 8) | ((a & 0x007f007fu) << 7);
+  b = ((b & 0x00800080u) << 8) | ((b & 0x007f007fu) << 7);
+  o[0] = f16_to_f32(a);
+  o[1] = f16_to_f32(a >> 16);
+  o[2] = f16_to_f32(b);
+  o[3] = f16_to_f32(b >> 16);
+}
+#endif
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Block-wide sum / max; `red` is shared scratch of 32 floats. Every thread gets the result.
+__device__ __forceinline__ float block_sum(float v, float* red) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+  v = warp_sum(v);
+  __syncthreads();
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  return warp_sum(lane < nw ? red[lane] : 0.f);
+}
+
+__device__ __forceinline__ float block_max(float v, float* red) {
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  return warp_max(lane < nw ? red[lane] : NEG_INF);
+}
+
+// 16-byte read-only load that does not allocate in L1 (weights stream through once per token).
+__device__ __forceinline__ uint4 ld_stream(const void* p) {
+  uint4 r;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+      : "l"(p));
+  return r;
+}
+
+__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }

@@ -1,0 +1,80 @@
+// Small kernels of the forward pass: embedding gather, row RMSNorm (prefill), greedy argmax.
+
+// x[t, :] = embed[ids[t], :] (bf16 table -> f32). Grid T, 256 threads.
+extern "C" __global__ void embed_rows(const u16* __restrict__ emb, const int* __restrict__ ids, int H,
+                                      float* __restrict__ x) {
+  PDL_LAUNCH();
+  PDL_WAIT();
+  const int t = blockIdx.x;
+  const size_t id = (size_t)ids[t];
+  for (int i = threadIdx.x; i < H; i += blockDim.x) x[(size_t)t * H + i] = bf16_to_f32(emb[id * H + i]);
+}
+
+// out[t, :] = w * (x[t, :] * rsqrt(mean(x[t, :]²) + eps)), then bf16-rounded when a16. Grid T, 256 threads.
+extern "C" __global__ void rmsnorm_rows(const float* __restrict__ x, const float* __restrict__ w, int K, float eps,
+                                        int a16, float* __restrict__ out) {
+  __shared__ float red[32];
+  PDL_LAUNCH();
+  PDL_WAIT();
+  const float* xr = x + (size_t)blockIdx.x * K;
+  float* orow = out + (size_t)blockIdx.x * K;
+  float ss = 0.f;
+  for (int k = threadIdx.x; k < K; k += blockDim.x) ss = fmaf(xr[k], xr[k], ss);
+  ss = block_sum(ss, red);
+  const float r = 1.0f / sqrtf(ss / (float)K + eps);
+  for (int k = threadIdx.x; k < K; k += blockDim.x) {
+    const float v = w[k] * (xr[k] * r);
+    orow[k] = a16 ? bf16_round(v) : v;
+  }
+}
+
+// Greedy step: step[0] = argmax(logits) (lowest index on ties, as the CPU sampler), step[1] += 1.
+// One block of 1024 threads.
+extern "C" __global__ void argmax_step(const float* __restrict__ logits, int V, int* __restrict__ step) {
+  __shared__ float bv[32];
+  __shared__ int bi[32];
+  PDL_LAUNCH();
+  PDL_WAIT();
+  float best = NEG_INF;
+  int idx = 0x7fffffff;
+  for (int i = threadIdx.x; i < V; i += blockDim.x) {
+    const float v = logits[i];
+    if (v > best || (v == best && i < idx)) {
+      best = v;
+      idx = i;
+    }
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
+    if (ov > best || (ov == best && oi < idx)) {
+      best = ov;
+      idx = oi;
+    }
+  }
+  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+  if (lane == 0) {
+    bv[w] = best;
+    bi[w] = idx;
+  }
+  __syncthreads();
+  if (w == 0) {
+    const int nw = blockDim.x >> 5;
+    best = lane < nw ? bv[lane] : NEG_INF;
+    idx = lane < nw ? bi[lane] : 0x7fffffff;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
+      if (ov > best || (ov == best && oi < idx)) {
+        best = ov;
+        idx = oi;
+      }
+    }
+    if (lane == 0) {
+      step[0] = idx == 0x7fffffff ? 0 : idx;
+      step[1] += 1;
+    }
+  }
+}

@@ -1,0 +1,250 @@
+//! The CUDA device: library probe, context, the NVRTC-compiled kernel module (compiled once per
+//! device per process and cached) and the kernel launcher.
+//!
+//! cudarc loads libcuda and libnvrtc at run time and *panics* when one is missing, so [`available`]
+//! looks for both libraries first and every cudarc entry is additionally wrapped in
+//! [`guard`] (`catch_unwind`): no panic reaches the caller, whatever the machine lacks.
+
+use crate::error::{Error, Result};
+use cudarc::driver::{sys, CudaContext, CudaFunction, CudaStream};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::{Arc, OnceLock};
+
+/// The kernel sources, in the order they are concatenated for NVRTC (the header first).
+const SOURCES: [(&str, &str); 5] = [
+    ("common.cuh", include_str!("../../../kernels/common.cuh")),
+    ("misc.cu", include_str!("../../../kernels/misc.cu")),
+    ("gemv.cu", include_str!("../../../kernels/gemv.cu")),
+    ("gemm.cu", include_str!("../../../kernels/gemm.cu")),
+    ("attention.cu", include_str!("../../../kernels/attention.cu")),
+];
+
+/// Runs `f`, turning a panic inside cudarc (a library or symbol it could not load) into an error.
+pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(Error::CudaUnavailable(format!("{what}: the CUDA libraries failed to load: {msg}")))
+        }
+    }
+}
+
+/// Checks that the CUDA driver library and NVRTC can be loaded (no cudarc call that could panic).
+pub fn probe_libraries() -> Result<()> {
+    // SAFETY: these only try `dlopen` on cudarc's candidate names (running the libraries'
+    // initialisers, as cudarc is about to do anyway); they do not panic.
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return Err(Error::CudaUnavailable(
+            "no CUDA driver: libcuda.so could not be loaded (no NVIDIA driver on this machine?)".into(),
+        ));
+    }
+    // SAFETY: as above.
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        return Err(Error::CudaUnavailable(
+            "NVRTC (libnvrtc.so) could not be loaded: install the CUDA toolkit's NVRTC or add it to LD_LIBRARY_PATH"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+pub fn drv(what: &str, e: cudarc::driver::DriverError) -> Error {
+    if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
+        Error::Cuda(format!("{what}: out of device memory"))
+    } else {
+        Error::Cuda(format!("{what}: {e:?}"))
+    }
+}
+
+/// Every kernel of the module.
+pub struct Kernels {
+    pub embed: CudaFunction,
+    pub rmsnorm: CudaFunction,
+    pub argmax: CudaFunction,
+    /// [rows per warp 4, 8]
+    pub gemv_bf16: [CudaFunction; 2],
+    pub gemv_fp8: [CudaFunction; 2],
+    pub gemm_bf16: CudaFunction,
+    pub gemm_fp8: CudaFunction,
+    pub attn_f32: CudaFunction,
+    pub attn_bf16: CudaFunction,
+    pub rope_f32: CudaFunction,
+    pub rope_bf16: CudaFunction,
+}
+
+/// One GPU: context, kernels and the facts the launch shapes depend on.
+pub struct Device {
+    pub ctx: Arc<CudaContext>,
+    pub k: Kernels,
+    pub name: String,
+    pub cc: (i32, i32),
+    pub sms: usize,
+    /// Largest dynamic shared memory a block may ask for (after the opt-in).
+    pub max_smem: usize,
+    /// Launch with programmatic dependent launch (sm_90+, `VIVA_TENSOR_PDL=0` turns it off).
+    pub pdl: bool,
+}
+
+static DEVICES: OnceLock<Mutex<HashMap<usize, Arc<Device>>>> = OnceLock::new();
+
+/// The device `ordinal` (`VIVA_TENSOR_CUDA_DEVICE`, default 0), created and its kernels compiled on
+/// first use, then shared.
+pub fn device() -> Result<Arc<Device>> {
+    let ordinal = match std::env::var("VIVA_TENSOR_CUDA_DEVICE") {
+        Ok(s) => s.trim().parse::<usize>().map_err(|_| {
+            Error::InvalidOption(format!("VIVA_TENSOR_CUDA_DEVICE must be a device number, got {s:?}"))
+        })?,
+        Err(_) => 0,
+    };
+    let map = DEVICES.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = map.lock();
+    if let Some(d) = map.get(&ordinal) {
+        return Ok(d.clone());
+    }
+    probe_libraries()?;
+    let d = Arc::new(guard("CUDA initialisation", || Device::new(ordinal))?);
+    map.insert(ordinal, d.clone());
+    Ok(d)
+}
+
+impl Device {
+    fn new(ordinal: usize) -> Result<Device> {
+        let count = CudaContext::device_count()
+            .map_err(|e| Error::CudaUnavailable(format!("the CUDA driver did not initialise: {e:?}")))?;
+        if count <= 0 {
+            return Err(Error::CudaUnavailable("no CUDA device found".into()));
+        }
+        if ordinal >= count as usize {
+            return Err(Error::CudaUnavailable(format!("CUDA device {ordinal} requested but only {count} present")));
+        }
+        let ctx = CudaContext::new(ordinal)
+            .map_err(|e| Error::CudaUnavailable(format!("CUDA device {ordinal}: context creation failed: {e:?}")))?;
+        // Streams are synchronised by hand (one stream per sequence; weights are uploaded and synced
+        // at load), so cudarc's per-buffer events are not needed, and they would get in the way of
+        // graph capture.
+        // SAFETY: called before this context allocates anything through cudarc.
+        unsafe { ctx.disable_event_tracking() };
+        let cc = ctx.compute_capability().map_err(|e| drv("compute capability", e))?;
+        let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
+        let attr = |a| ctx.attribute(a).map_err(|e| drv("device attribute", e));
+        let sms = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?.max(1) as usize;
+        let max_smem = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?.max(0) as usize;
+        if cc.0 < 8 {
+            return Err(Error::CudaUnavailable(format!(
+                "{name} has compute capability {}.{}; the CUDA backend needs 8.0 or newer (bf16 tensor cores)",
+                cc.0, cc.1
+            )));
+        }
+        let module = compile(&ctx, cc)?;
+        let f = |n: &str| module.load_function(n).map_err(|e| Error::Cuda(format!("kernel {n} missing from the module: {e:?}")));
+        let k = Kernels {
+            embed: f("embed_rows")?,
+            rmsnorm: f("rmsnorm_rows")?,
+            argmax: f("argmax_step")?,
+            gemv_bf16: [f("gemv_bf16_r4")?, f("gemv_bf16_r8")?],
+            gemv_fp8: [f("gemv_fp8_r4")?, f("gemv_fp8_r8")?],
+            gemm_bf16: f("gemm_bf16")?,
+            gemm_fp8: f("gemm_fp8")?,
+            attn_f32: f("attention_f32kv")?,
+            attn_bf16: f("attention_bf16kv")?,
+            rope_f32: f("rope_kv_f32kv")?,
+            rope_bf16: f("rope_kv_bf16kv")?,
+        };
+        // The GEMV stages its input row (Kp f32) in dynamic shared memory: allow the device's maximum.
+        let static_smem = 2048;
+        let max_smem = max_smem.saturating_sub(static_smem);
+        for g in k.gemv_bf16.iter().chain(k.gemv_fp8.iter()) {
+            g.set_attribute(
+                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                max_smem as i32,
+            )
+            .map_err(|e| drv("shared memory opt-in", e))?;
+        }
+        let pdl = cc.0 >= 9 && std::env::var("VIVA_TENSOR_PDL").map(|v| v != "0").unwrap_or(true);
+        Ok(Device { ctx, k, name, cc, sms, max_smem, pdl })
+    }
+
+    /// Launches `f` on `stream`. Arguments are 8-byte slots (pointers, or i32/f32 in the low bytes,
+    /// which is what the driver copies for a 4-byte parameter on little-endian machines).
+    pub fn launch(
+        &self,
+        stream: &CudaStream,
+        f: &CudaFunction,
+        grid: (u32, u32, u32),
+        block: u32,
+        smem: u32,
+        args: &[Arg],
+    ) -> Result<()> {
+        let mut slots: Vec<u64> = args.iter().map(|a| a.bits()).collect();
+        let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|s| s as *mut u64 as *mut c_void).collect();
+        // SAFETY: an all-zero launch attribute is a valid (ignored) value; the fields are set below.
+        let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.value.programmaticStreamSerializationAllowed = 1;
+        let cfg = sys::CUlaunchConfig {
+            gridDimX: grid.0,
+            gridDimY: grid.1,
+            gridDimZ: grid.2,
+            blockDimX: block,
+            blockDimY: 1,
+            blockDimZ: 1,
+            sharedMemBytes: smem,
+            hStream: stream.cu_stream(),
+            attrs: if self.pdl { &mut attr } else { std::ptr::null_mut() },
+            numAttrs: u32::from(self.pdl),
+        };
+        // SAFETY: `ptrs` points at one live 8-byte slot per kernel parameter, in order, for the
+        // duration of the call (the driver copies the values at launch); the function belongs to
+        // this device's module and the stream to its context.
+        unsafe { sys::cuLaunchKernelEx(&cfg, f.cu_function(), ptrs.as_mut_ptr(), std::ptr::null_mut()) }
+            .result()
+            .map_err(|e| drv("kernel launch", e))
+    }
+}
+
+/// A kernel argument.
+#[derive(Clone, Copy)]
+pub enum Arg {
+    P(u64),
+    I(i32),
+    F(f32),
+}
+
+impl Arg {
+    fn bits(self) -> u64 {
+        match self {
+            Arg::P(p) => p,
+            Arg::I(i) => i as u32 as u64,
+            Arg::F(f) => f.to_bits() as u64,
+        }
+    }
+}
+
+fn compile(ctx: &Arc<CudaContext>, cc: (i32, i32)) -> Result<Arc<cudarc::driver::CudaModule>> {
+    use cudarc::nvrtc::{compile_ptx_with_opts, CompileError, CompileOptions};
+    let src: String = SOURCES.iter().map(|(name, text)| format!("// ---- {name}\n{text}\n")).collect();
+    let opts = CompileOptions {
+        options: vec![format!("--gpu-architecture=compute_{}{}", cc.0, cc.1), "--std=c++17".into()],
+        name: Some("viva_kernels.cu".into()),
+        ..Default::default()
+    };
+    let ptx = compile_ptx_with_opts(&src, opts).map_err(|e| match e {
+        CompileError::CompileError { nvrtc, options, log } => Error::Cuda(format!(
+            "NVRTC failed to compile the kernels ({nvrtc:?}, options {options:?}):\n{}",
+            log.to_string_lossy()
+        )),
+        other => Error::Cuda(format!("NVRTC: {other:?}")),
+    })?;
+    ctx.load_module(ptx).map_err(|e| {
+        Error::Cuda(format!(
+            "loading the NVRTC output failed ({e:?}); an NVRTC newer than the driver produces PTX the driver cannot read"
+        ))
+    })
+}

@@ -1,0 +1,756 @@
+//! The CUDA backend: HF `LlamaForCausalLM` on an NVIDIA GPU, weights resident on the device as bf16
+//! or FP8 E4M3 with per-block f32 scales (W8A16), KV cache resident per sequence, kernels compiled at
+//! run time by NVRTC from `kernels/*.cu`.
+//!
+//! Decode (one token) is one CUDA graph per sequence, captured on the first step and replayed: the
+//! token and position live on the device (`step = [token, pos]`), and the graph ends with an on-device
+//! argmax that writes the next token and advances the position, so greedy decoding
+//! ([`CudaModel::decode_greedy`]) runs ahead of the host by one step. Prefill runs the whole prompt
+//! through tensor-core GEMMs and a causal attention kernel.
+//!
+//! Numerics (see DESIGN.md): the `bf16` format keeps activations and the KV cache in f32 and only
+//! rounds the weights (its tokens are compared with the CPU path on bf16 checkpoints); `fp8` rounds
+//! activations to bf16 (A16) and keeps the KV cache in bf16. Accumulation is f32 everywhere.
+
+pub mod device;
+pub mod pack;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::loader::TensorStore;
+use crate::names;
+use cudarc::driver::{sys, CudaGraph, CudaSlice, CudaStream, DevicePtr};
+use device::{drv, guard, Arg, Device};
+use pack::Packed;
+use std::sync::Arc;
+
+pub use device::probe_libraries;
+
+/// Is a usable CUDA device present (driver, NVRTC, a GPU of compute capability 8.0+, kernels
+/// compiled)? Returns the device name.
+pub fn available() -> Result<String> {
+    let d = device::device()?;
+    Ok(format!("{} (sm_{}{})", d.name, d.cc.0, d.cc.1))
+}
+
+/// Free memory of the default device, in bytes (for leak checks).
+pub fn free_device_memory() -> Result<usize> {
+    let d = device::device()?;
+    guard("CUDA memory query", || {
+        d.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+        d.ctx.synchronize().map_err(|e| drv("synchronize", e))?;
+        d.ctx.mem_get_info().map(|(free, _)| free).map_err(|e| drv("memory query", e))
+    })
+}
+
+/// Does the default device have FP8 conversion hardware (sm_89+), i.e. is `fp8` the natural default?
+pub fn prefers_fp8() -> bool {
+    device::device().map(|d| d.cc >= (8, 9)).unwrap_or(false)
+}
+
+/// Device weight format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Bf16,
+    /// E4M3 with one f32 scale per `block` elements of a row.
+    Fp8 { block: usize },
+}
+
+/// The FP8 block size: `VIVA_TENSOR_FP8_BLOCK` (16, 32, 64 or 128), default 16 (DESIGN.md).
+pub fn fp8_block_from_env() -> Result<usize> {
+    match std::env::var("VIVA_TENSOR_FP8_BLOCK") {
+        Err(_) => Ok(16),
+        Ok(s) => match s.trim().parse::<usize>() {
+            Ok(b) if pack::FP8_BLOCKS.contains(&b) => Ok(b),
+            _ => Err(Error::InvalidOption(format!(
+                "VIVA_TENSOR_FP8_BLOCK must be one of {:?}, got {s:?}",
+                pack::FP8_BLOCKS
+            ))),
+        },
+    }
+}
+
+/// A device buffer and its raw address (kernels take raw pointers; buffers never move).
+struct Buf {
+    mem: CudaSlice<u8>,
+    ptr: u64,
+}
+
+impl Buf {
+    fn zeros(s: &Arc<CudaStream>, bytes: usize) -> Result<Buf> {
+        let mem = s.alloc_zeros::<u8>(bytes.max(16)).map_err(|e| drv("device allocation", e))?;
+        let ptr = {
+            let (ptr, _sync) = mem.device_ptr(s);
+            ptr
+        };
+        Ok(Buf { mem, ptr })
+    }
+    fn from_bytes(s: &Arc<CudaStream>, bytes: &[u8]) -> Result<Buf> {
+        let mut b = Buf::zeros(s, bytes.len())?;
+        if !bytes.is_empty() {
+            s.memcpy_htod(bytes, &mut b.mem.slice_mut(0..bytes.len())).map_err(|e| drv("upload", e))?;
+        }
+        Ok(b)
+    }
+    fn from_f32(s: &Arc<CudaStream>, v: &[f32]) -> Result<Buf> {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        Buf::from_bytes(s, &bytes)
+    }
+    fn at(&self, byte_offset: usize) -> u64 {
+        self.ptr + byte_offset as u64
+    }
+}
+
+/// A packed linear layer on the device: `[n, kp]` weights (+ scales for FP8).
+struct Lin {
+    w: Buf,
+    s: Option<Buf>,
+    n: usize,
+    k: usize,
+    kp: usize,
+    bytes: usize,
+}
+
+impl Lin {
+    fn upload(s: &Arc<CudaStream>, p: Packed) -> Result<Lin> {
+        let sc_bytes = p.scales.as_ref().map_or(0, |v| v.len() * 4);
+        Ok(Lin {
+            w: Buf::from_bytes(s, &p.bytes)?,
+            s: p.scales.as_deref().map(|v| Buf::from_f32(s, v)).transpose()?,
+            n: p.n,
+            k: p.k,
+            kp: p.kp,
+            bytes: p.bytes.len() + sc_bytes,
+        })
+    }
+}
+
+struct LayerW {
+    attn_norm: Buf, // f32 [hidden]
+    qkv: Lin,       // [(heads + 2 kv_heads) * head_dim, hidden]: q_proj | k_proj | v_proj
+    o: Lin,         // [hidden, heads * head_dim]
+    ffn_norm: Buf,  // f32 [hidden]
+    gate_up: Lin,   // [2 * intermediate, hidden], rows interleaved gate_0, up_0, gate_1, up_1, ...
+    down: Lin,      // [hidden, intermediate]
+}
+
+/// Read-only device weights, shared by every sequence.
+pub struct CudaModel {
+    dev: Arc<Device>,
+    /// The stream the weights were uploaded on (their frees are ordered on it).
+    #[allow(dead_code)]
+    stream: Arc<CudaStream>,
+    cfg: Config,
+    format: Format,
+    kv_f32: bool,
+    embed: Buf, // bf16 [vocab, hidden]
+    rope: Buf,  // f32 [max_pos, head_dim / 2, 2]: (cos, sin), computed as the CPU reference does
+    layers: Vec<LayerW>,
+    norm: Buf, // f32 [hidden]
+    lm_head: Lin,
+    weight_bytes: usize,
+    nsplit: usize,
+    use_graph: bool,
+    /// GEMV shape: 8 rows per warp (else 4); chunks each lane streams at least (k-split choice).
+    gemv_rw8: bool,
+    gemv_iters: usize,
+}
+
+/// The pinned 2-slot host ring the greedy loop reads tokens from.
+struct Pinned(*mut i32);
+
+impl Pinned {
+    fn new() -> Result<Pinned> {
+        let mut p: *mut std::ffi::c_void = std::ptr::null_mut();
+        // SAFETY: allocates 8 bytes of page-locked host memory into `p`.
+        unsafe { sys::cuMemAllocHost_v2(&mut p, 8) }.result().map_err(|e| drv("pinned host allocation", e))?;
+        Ok(Pinned(p as *mut i32))
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from cuMemAllocHost and is freed once.
+        let _ = unsafe { sys::cuMemFreeHost(self.0 as *mut std::ffi::c_void) };
+    }
+}
+
+/// Timing events between kernels (profiling only).
+struct Prof {
+    events: Vec<(String, cudarc::driver::CudaEvent)>,
+}
+
+impl Prof {
+    fn mark(&mut self, dev: &Device, s: &CudaStream, name: &str) -> Result<()> {
+        let e = dev.ctx.new_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT)).map_err(|e| drv("event", e))?;
+        e.record(s).map_err(|e| drv("event record", e))?;
+        self.events.push((name.to_string(), e));
+        Ok(())
+    }
+}
+
+/// A captured decode step (the graph holds raw pointers into its cache's buffers).
+struct Graph(CudaGraph);
+
+/// Per-sequence device state: KV cache, decode scratch, the captured decode graph.
+pub struct CudaCache {
+    stream: Arc<CudaStream>,
+    kc: Buf, // [layers, kv_heads, max_pos, head_dim] (f32 or bf16)
+    vc: Buf,
+    layer_bytes: usize,
+    len: usize,
+    step: Buf, // i32 [token, pos]
+    x: Buf,    // f32 [hidden]  residual stream
+    qkv: Buf,  // f32 [(heads + 2 kv_heads) * head_dim]
+    att: Buf,  // f32 [heads * head_dim]
+    act: Buf,  // f32 [intermediate]
+    logits: Buf,
+    po: Buf,  // f32 [heads, nsplit, head_dim]  split-KV partial outputs
+    pml: Buf, // f32 [heads, nsplit, 2]         partial max / sum
+    cnt: Buf, // i32 [heads]                    split completion counters
+    pre: Option<Prefill>,
+    graph: Option<Graph>,
+    pinned: Option<Pinned>,
+    events: Vec<cudarc::driver::CudaEvent>,
+}
+
+// SAFETY: the cache is used through `&mut` only (one thread at a time); the CUDA objects it holds
+// (graph, pinned memory, events) may be used from any thread as long as calls are not concurrent.
+unsafe impl Send for CudaCache {}
+
+/// Prefill scratch for up to `cap` tokens.
+struct Prefill {
+    cap: usize,
+    ids: Buf, // i32 [cap]
+    x: Buf,   // f32 [cap, hidden]
+    xn: Buf,  // f32 [cap, hidden]
+    qkv: Buf, // f32 [cap, qkv_dim]
+    att: Buf, // f32 [cap, heads * head_dim]
+    act: Buf, // f32 [cap, intermediate]
+}
+
+impl CudaCache {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl CudaModel {
+    /// Loads, packs and uploads every tensor (presence, shape and dtype checked by the store).
+    pub fn load(cfg: &Config, store: &TensorStore, tied: bool, format: Format) -> Result<CudaModel> {
+        let dev = device::device()?;
+        guard("CUDA model load", || CudaModel::load_on(dev, cfg, store, tied, format))
+    }
+
+    fn load_on(dev: Arc<Device>, cfg: &Config, store: &TensorStore, tied: bool, format: Format) -> Result<CudaModel> {
+        let (h, hd) = (cfg.hidden_size, cfg.head_dim);
+        if hd % 8 != 0 || hd > 256 {
+            return Err(Error::InvalidConfig(format!(
+                "the CUDA backend needs head_dim to be a multiple of 8 and at most 256, got {hd}"
+            )));
+        }
+        let (q_dim, kv_dim, inter) = (cfg.num_heads * hd, cfg.num_kv_heads * hd, cfg.intermediate_size);
+        let widest = pack::padded(h.max(q_dim).max(inter)) * 4;
+        if widest > dev.max_smem {
+            return Err(Error::Cuda(format!(
+                "a row of {widest} bytes does not fit the {} bytes of shared memory a block may use",
+                dev.max_smem
+            )));
+        }
+        dev.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+        let stream = dev.ctx.new_stream().map_err(|e| drv("stream creation", e))?;
+        let pack = |w: &[f32], n: usize, k: usize| -> Packed {
+            match format {
+                Format::Bf16 => pack::pack_bf16(w, n, k),
+                Format::Fp8 { block } => pack::pack_fp8(w, n, k, block),
+            }
+        };
+        let up = |p: Packed| Lin::upload(&stream, p);
+        let mut layers = Vec::with_capacity(cfg.num_layers);
+        for i in 0..cfg.num_layers {
+            let n = |s: &str| names::layer(i, s);
+            let mut qkv = store.f32(&n(names::Q), &[q_dim, h])?;
+            qkv.extend_from_slice(&store.f32(&n(names::K), &[kv_dim, h])?);
+            qkv.extend_from_slice(&store.f32(&n(names::V), &[kv_dim, h])?);
+            let gate = store.f32(&n(names::GATE), &[inter, h])?;
+            let upw = store.f32(&n(names::UP), &[inter, h])?;
+            let mut gu = Vec::with_capacity(2 * inter * h);
+            for (g, u) in gate.chunks_exact(h).zip(upw.chunks_exact(h)) {
+                gu.extend_from_slice(g);
+                gu.extend_from_slice(u);
+            }
+            drop((gate, upw));
+            layers.push(LayerW {
+                attn_norm: Buf::from_f32(&stream, &store.f32(&n(names::ATTN_NORM), &[h])?)?,
+                qkv: up(pack(&qkv, q_dim + 2 * kv_dim, h))?,
+                o: up(pack(&store.f32(&n(names::O), &[h, q_dim])?, h, q_dim))?,
+                ffn_norm: Buf::from_f32(&stream, &store.f32(&n(names::FFN_NORM), &[h])?)?,
+                gate_up: up(pack(&gu, 2 * inter, h))?,
+                down: up(pack(&store.f32(&n(names::DOWN), &[h, inter])?, h, inter))?,
+            });
+        }
+        let embed_f32 = store.f32(names::EMBED, &[cfg.vocab_size, h])?;
+        let embed_bytes: Vec<u8> =
+            embed_f32.iter().flat_map(|&v| half::bf16::from_f32(v).to_bits().to_le_bytes()).collect();
+        let embed = Buf::from_bytes(&stream, &embed_bytes)?;
+        drop(embed_bytes);
+        let lm_head = if tied {
+            up(pack(&embed_f32, cfg.vocab_size, h))?
+        } else {
+            drop(embed_f32);
+            up(pack(&store.f32(names::LM_HEAD, &[cfg.vocab_size, h])?, cfg.vocab_size, h))?
+        };
+        let norm = Buf::from_f32(&stream, &store.f32(names::NORM, &[h])?)?;
+        let inv_freq = cfg.rope_inv_freq();
+        let half = hd / 2;
+        let mut table = vec![0f32; cfg.max_position_embeddings * half * 2];
+        let (mut cos, mut sin) = (vec![0f32; half], vec![0f32; half]);
+        for (pos, row) in table.chunks_exact_mut(half * 2).enumerate() {
+            crate::backend::linalg::rope_cos_sin(pos, &inv_freq, &mut cos, &mut sin);
+            for i in 0..half {
+                row[2 * i] = cos[i];
+                row[2 * i + 1] = sin[i];
+            }
+        }
+        let rope = Buf::from_f32(&stream, &table)?;
+        stream.synchronize().map_err(|e| drv("weight upload", e))?;
+        let weight_bytes = layers.iter().map(|l| l.qkv.bytes + l.o.bytes + l.gate_up.bytes + l.down.bytes).sum::<usize>()
+            + lm_head.bytes;
+        let nsplit = (2 * dev.sms).div_ceil(cfg.num_heads).clamp(1, 16);
+        let env = |k: &str| std::env::var(k).ok();
+        let use_graph = env("VIVA_TENSOR_CUDA_GRAPH").is_none_or(|v| v != "0");
+        let gemv_rw8 = env("VIVA_TENSOR_GEMV_RW").is_some_and(|v| v == "8");
+        let gemv_iters = env("VIVA_TENSOR_GEMV_ITERS").and_then(|v| v.parse::<usize>().ok()).unwrap_or(2).clamp(1, 16);
+        Ok(CudaModel {
+            dev,
+            stream,
+            cfg: cfg.clone(),
+            format,
+            kv_f32: format == Format::Bf16,
+            embed,
+            rope,
+            layers,
+            norm,
+            lm_head,
+            weight_bytes,
+            nsplit,
+            use_graph,
+            gemv_rw8,
+            gemv_iters,
+        })
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Weight bytes streamed from device memory per decoded token (packed layers + lm_head).
+    pub fn weight_bytes_per_token(&self) -> usize {
+        self.weight_bytes
+    }
+
+    /// `"NVIDIA H100 80GB HBM3 (sm_90)"`.
+    pub fn device_name(&self) -> String {
+        format!("{} (sm_{}{})", self.dev.name, self.dev.cc.0, self.dev.cc.1)
+    }
+
+    fn fp8(&self) -> bool {
+        matches!(self.format, Format::Fp8 { .. })
+    }
+
+    fn qblock(&self) -> i32 {
+        match self.format {
+            Format::Fp8 { block } => block as i32,
+            Format::Bf16 => 16,
+        }
+    }
+
+    /// A fresh, empty KV cache (device memory for the whole context is allocated now).
+    pub fn new_cache(&self) -> Result<CudaCache> {
+        guard("CUDA cache allocation", || self.new_cache_inner())
+    }
+
+    fn new_cache_inner(&self) -> Result<CudaCache> {
+        let c = &self.cfg;
+        self.dev.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+        let s = self.dev.ctx.new_stream().map_err(|e| drv("stream creation", e))?;
+        let esize = if self.kv_f32 { 4 } else { 2 };
+        let layer_bytes = c.num_kv_heads * c.max_position_embeddings * c.head_dim * esize;
+        let qkv_dim = (c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
+        let f = |n: usize| Buf::zeros(&s, n * 4);
+        let cache = CudaCache {
+            kc: Buf::zeros(&s, layer_bytes * c.num_layers)?,
+            vc: Buf::zeros(&s, layer_bytes * c.num_layers)?,
+            layer_bytes,
+            len: 0,
+            step: f(2)?,
+            x: f(c.hidden_size)?,
+            qkv: f(qkv_dim)?,
+            att: f(c.num_heads * c.head_dim)?,
+            act: f(c.intermediate_size)?,
+            logits: f(c.vocab_size)?,
+            po: f(c.num_heads * self.nsplit * c.head_dim)?,
+            pml: f(c.num_heads * self.nsplit * 2)?,
+            cnt: f(c.num_heads)?,
+            pre: None,
+            graph: None,
+            pinned: None,
+            events: Vec::new(),
+            stream: s,
+        };
+        cache.stream.synchronize().map_err(|e| drv("cache allocation", e))?;
+        Ok(cache)
+    }
+
+    fn check(&self, c: &CudaCache, tokens: &[u32]) -> Result<()> {
+        if tokens.is_empty() {
+            return Err(Error::InvalidOption("forward needs at least one token".into()));
+        }
+        if c.len + tokens.len() > self.cfg.max_position_embeddings {
+            return Err(Error::PromptTooLong(format!(
+                "{} cached + {} new positions exceed the context of {} positions",
+                c.len,
+                tokens.len(),
+                self.cfg.max_position_embeddings
+            )));
+        }
+        if let Some(&bad) = tokens.iter().find(|&&id| id as usize >= self.cfg.vocab_size) {
+            return Err(Error::TokenOutOfRange(format!(
+                "token id {bad} is outside the vocabulary (size {})",
+                self.cfg.vocab_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs `tokens` at positions `cache.len..` and returns the last position's logits.
+    pub fn forward(&self, c: &mut CudaCache, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.check(c, tokens)?;
+        guard("CUDA forward", || {
+            self.dev.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+            if tokens.len() == 1 {
+                self.write_step(c, tokens[0], c.len)?;
+                self.decode_step(c)?;
+            } else {
+                self.prefill(c, tokens, &mut None)?;
+            }
+            c.len += tokens.len();
+            let mut bytes = vec![0u8; self.cfg.vocab_size * 4];
+            c.stream
+                .memcpy_dtoh(&c.logits.mem.slice(0..bytes.len()), &mut bytes)
+                .map_err(|e| drv("logits download", e))?;
+            c.stream.synchronize().map_err(|e| drv("forward", e))?;
+            Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        })
+    }
+
+    /// Greedy decoding on the device: feeds `token` at `cache.len`, then each argmax, reporting every
+    /// generated token to `on_token` (return `false` to stop). At most `max_new` tokens (and never
+    /// past the context). The host stays one step ahead of the device (token i is read back while
+    /// step i + 1 runs), so the GPU does not wait for the host between tokens.
+    pub fn decode_greedy(
+        &self,
+        c: &mut CudaCache,
+        token: u32,
+        max_new: usize,
+        on_token: &mut dyn FnMut(u32) -> bool,
+    ) -> Result<Vec<u32>> {
+        self.check(c, &[token])?;
+        let n = max_new.min(self.cfg.max_position_embeddings - c.len);
+        if n == 0 {
+            return Ok(vec![]);
+        }
+        guard("CUDA greedy decode", || {
+            self.dev.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+            if c.pinned.is_none() {
+                c.pinned = Some(Pinned::new()?);
+            }
+            while c.events.len() < 2 {
+                c.events.push(self.dev.ctx.new_event(None).map_err(|e| drv("event", e))?);
+            }
+            let host = c.pinned.as_ref().map(|p| p.0).unwrap_or(std::ptr::null_mut());
+            self.write_step(c, token, c.len)?;
+            let mut out = Vec::with_capacity(n);
+            self.greedy_issue(c, host, 0)?;
+            let mut result = Ok(());
+            for i in 0..n {
+                if i + 1 < n {
+                    if let Err(e) = self.greedy_issue(c, host, i + 1) {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                if let Err(e) = c.events[i % 2].synchronize() {
+                    result = Err(drv("greedy step", e));
+                    break;
+                }
+                // SAFETY: slot i % 2 of the pinned ring was written by the copy recorded before
+                // event i % 2, which has completed; the next write to this slot is issued later.
+                let tok = unsafe { std::ptr::read_volatile(host.add(i % 2)) } as u32;
+                out.push(tok);
+                if !on_token(tok) {
+                    break;
+                }
+            }
+            c.stream.synchronize().map_err(|e| drv("greedy decode", e))?;
+            result?;
+            c.len += out.len();
+            Ok(out)
+        })
+    }
+
+    fn greedy_issue(&self, c: &mut CudaCache, host: *mut i32, i: usize) -> Result<()> {
+        self.decode_step(c)?;
+        // SAFETY: copies the 4-byte token (step[0]) into pinned slot i % 2, ordered after the step.
+        unsafe {
+            sys::cuMemcpyDtoHAsync_v2(host.add(i % 2) as *mut std::ffi::c_void, c.step.ptr, 4, c.stream.cu_stream())
+        }
+        .result()
+        .map_err(|e| drv("token download", e))?;
+        c.events[i % 2].record(&c.stream).map_err(|e| drv("event record", e))
+    }
+
+    fn write_step(&self, c: &mut CudaCache, token: u32, pos: usize) -> Result<()> {
+        let mut b = [0u8; 8];
+        b[..4].copy_from_slice(&(token as i32).to_le_bytes());
+        b[4..].copy_from_slice(&(pos as i32).to_le_bytes());
+        c.stream.memcpy_htod(&b, &mut c.step.mem.slice_mut(0..8)).map_err(|e| drv("step upload", e))
+    }
+
+    /// One decode step for the token / position in `c.step`, through the cache's graph.
+    fn decode_step(&self, c: &mut CudaCache) -> Result<()> {
+        if !self.use_graph {
+            return self.decode_launches(c, &mut None);
+        }
+        if c.graph.is_none() {
+            c.stream
+                .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+                .map_err(|e| drv("graph capture", e))?;
+            let launched = self.decode_launches(c, &mut None);
+            let g = c.stream.end_capture(sys::CUgraphInstantiate_flags(0)).map_err(|e| drv("graph capture", e))?;
+            launched?;
+            let g = g.ok_or_else(|| Error::Cuda("graph capture produced no graph".into()))?;
+            g.upload().map_err(|e| drv("graph upload", e))?;
+            c.graph = Some(Graph(g));
+        }
+        match &c.graph {
+            Some(g) => g.0.launch().map_err(|e| drv("graph launch", e)),
+            None => Err(Error::Cuda("no decode graph".into())),
+        }
+    }
+
+    fn a16(&self) -> i32 {
+        i32::from(self.fp8())
+    }
+
+    /// y (op)= W · x', x' optionally RMS-normalised with `norm` (see kernels/gemv.cu).
+    fn gemv(&self, s: &CudaStream, l: &Lin, x: u64, norm: Option<&Buf>, y: u64, mode: i32) -> Result<()> {
+        let (fs, ch) = if self.fp8() { (&self.dev.k.gemv_fp8, 16) } else { (&self.dev.k.gemv_bf16, 8) };
+        let rw = if self.gemv_rw8 { 8 } else { 4 };
+        let f = &fs[usize::from(self.gemv_rw8)];
+        // k-split: as many warps along K as keep every lane streaming >= gemv_iters chunks.
+        let nch = l.kp / ch;
+        let mut wk = 8;
+        while wk > 1 && wk * 32 * self.gemv_iters > nch {
+            wk /= 2;
+        }
+        let rpb = (8 / wk) * rw;
+        let grid = l.n.div_ceil(rpb) as u32;
+        let args = [
+            Arg::P(l.w.ptr),
+            Arg::P(l.s.as_ref().map_or(0, |b| b.ptr)),
+            Arg::I(self.qblock()),
+            Arg::I(l.n as i32),
+            Arg::I(l.k as i32),
+            Arg::I(l.kp as i32),
+            Arg::P(x),
+            Arg::P(norm.map_or(0, |b| b.ptr)),
+            Arg::F(self.cfg.rms_norm_eps as f32),
+            Arg::I(self.a16()),
+            Arg::P(y),
+            Arg::I(mode),
+            Arg::I(wk as i32),
+        ];
+        self.dev.launch(s, f, (grid, 1, 1), 256, (l.kp * 4) as u32, &args)
+    }
+
+    /// Y[m, n] (op)= X[m, k] · Wᵀ on the tensor cores (see kernels/gemm.cu).
+    fn gemm(&self, s: &CudaStream, l: &Lin, x: u64, m: usize, y: u64, mode: i32) -> Result<()> {
+        let f = if self.fp8() { &self.dev.k.gemm_fp8 } else { &self.dev.k.gemm_bf16 };
+        let args = [
+            Arg::P(x),
+            Arg::I(m as i32),
+            Arg::I(l.k as i32),
+            Arg::P(l.w.ptr),
+            Arg::P(l.s.as_ref().map_or(0, |b| b.ptr)),
+            Arg::I(self.qblock()),
+            Arg::I(l.n as i32),
+            Arg::I(l.kp as i32),
+            Arg::P(y),
+            Arg::I(mode),
+        ];
+        self.dev.launch(s, f, (l.n.div_ceil(128) as u32, m.div_ceil(64) as u32, 1), 256, 0, &args)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attention(&self, c: &CudaCache, layer: usize, qkv: u64, out: u64, nsplit: usize, t: usize, fuse: bool) -> Result<()> {
+        let cfg = &self.cfg;
+        let f = if self.kv_f32 { &self.dev.k.attn_f32 } else { &self.dev.k.attn_bf16 };
+        let args = [
+            Arg::P(qkv),
+            Arg::I(cfg.num_heads as i32),
+            Arg::I(cfg.num_kv_heads as i32),
+            Arg::I(cfg.head_dim as i32),
+            Arg::P(c.kc.at(layer * c.layer_bytes)),
+            Arg::P(c.vc.at(layer * c.layer_bytes)),
+            Arg::I(cfg.max_position_embeddings as i32),
+            Arg::P(self.rope.ptr),
+            Arg::P(c.step.ptr),
+            Arg::F(1.0 / (cfg.head_dim as f32).sqrt()),
+            Arg::I(i32::from(fuse)),
+            Arg::P(out),
+            Arg::P(c.po.ptr),
+            Arg::P(c.pml.ptr),
+            Arg::P(c.cnt.ptr),
+        ];
+        self.dev.launch(&c.stream, f, (cfg.num_heads as u32, nsplit as u32, t as u32), 128, 0, &args)
+    }
+
+    /// The kernels of one decode step (token and position read from `c.step`).
+    fn decode_launches(&self, c: &CudaCache, prof: &mut Option<Prof>) -> Result<()> {
+        let (cfg, k, s) = (&self.cfg, &self.dev.k, &c.stream);
+        let h = cfg.hidden_size;
+        let mut mark = |name: &str| prof.as_mut().map_or(Ok(()), |p| p.mark(&self.dev, s, name));
+        mark("start")?;
+        self.dev.launch(s, &k.embed, (1, 1, 1), 256, 0, &[Arg::P(self.embed.ptr), Arg::P(c.step.ptr), Arg::I(h as i32), Arg::P(c.x.ptr)])?;
+        mark("embed")?;
+        for (li, l) in self.layers.iter().enumerate() {
+            // h = x + o_proj(attn(rope(q), rope(k), v)), q|k|v = qkv_proj(norm(x))
+            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0)?;
+            mark("norm+qkv gemv")?;
+            self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true)?;
+            mark("rope+kv+attention")?;
+            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1)?;
+            mark("o gemv+residual")?;
+            // x = h + down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
+            self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2)?;
+            mark("norm+gate/up gemv+silu")?;
+            self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1)?;
+            mark("down gemv+residual")?;
+        }
+        self.gemv(s, &self.lm_head, c.x.ptr, Some(&self.norm), c.logits.ptr, 0)?;
+        mark("norm+lm_head gemv")?;
+        self.dev.launch(s, &k.argmax, (1, 1, 1), 1024, 0, &[Arg::P(c.logits.ptr), Arg::I(cfg.vocab_size as i32), Arg::P(c.step.ptr)])?;
+        mark("argmax")
+    }
+
+    /// Prefill: all `tokens` in one pass (GEMMs + causal attention), logits of the last one.
+    fn prefill(&self, c: &mut CudaCache, tokens: &[u32], prof: &mut Option<Prof>) -> Result<()> {
+        let cfg = &self.cfg;
+        let t = tokens.len();
+        let (h, hd) = (cfg.hidden_size, cfg.head_dim);
+        let qkv_dim = (cfg.num_heads + 2 * cfg.num_kv_heads) * hd;
+        if c.pre.as_ref().is_none_or(|p| p.cap < t) {
+            let cap = t.next_power_of_two().max(16);
+            let s = &c.stream;
+            let f = |n: usize| Buf::zeros(s, n * 4);
+            c.pre = Some(Prefill {
+                cap,
+                ids: f(cap)?,
+                x: f(cap * h)?,
+                xn: f(cap * h)?,
+                qkv: f(cap * qkv_dim)?,
+                att: f(cap * cfg.num_heads * hd)?,
+                act: f(cap * cfg.intermediate_size)?,
+            });
+        }
+        let p = c.pre.as_mut().ok_or_else(|| Error::Cuda("prefill scratch".into()))?;
+        let ids: Vec<u8> = tokens.iter().flat_map(|&id| (id as i32).to_le_bytes()).collect();
+        c.stream.memcpy_htod(&ids, &mut p.ids.mem.slice_mut(0..ids.len())).map_err(|e| drv("ids upload", e))?;
+        self.write_step(c, 0, c.len)?;
+        let p = c.pre.as_ref().ok_or_else(|| Error::Cuda("prefill scratch".into()))?;
+        let (k, s) = (&self.dev.k, &c.stream);
+        let eps = cfg.rms_norm_eps as f32;
+        let a16 = self.a16();
+        let tu = t as u32;
+        let mut mark = |name: &str| prof.as_mut().map_or(Ok(()), |pr| pr.mark(&self.dev, s, name));
+        mark("start")?;
+        self.dev.launch(s, &k.embed, (tu, 1, 1), 256, 0, &[Arg::P(self.embed.ptr), Arg::P(p.ids.ptr), Arg::I(h as i32), Arg::P(p.x.ptr)])?;
+        mark("embed")?;
+        let rope = if self.kv_f32 { &k.rope_f32 } else { &k.rope_bf16 };
+        for (li, l) in self.layers.iter().enumerate() {
+            self.dev.launch(s, &k.rmsnorm, (tu, 1, 1), 256, 0, &[Arg::P(p.x.ptr), Arg::P(l.attn_norm.ptr), Arg::I(h as i32), Arg::F(eps), Arg::I(a16), Arg::P(p.xn.ptr)])?;
+            mark("rmsnorm")?;
+            self.gemm(s, &l.qkv, p.xn.ptr, t, p.qkv.ptr, 0)?;
+            mark("qkv gemm")?;
+            let args = [
+                Arg::P(p.qkv.ptr),
+                Arg::I(cfg.num_heads as i32),
+                Arg::I(cfg.num_kv_heads as i32),
+                Arg::I(hd as i32),
+                Arg::P(c.kc.at(li * c.layer_bytes)),
+                Arg::P(c.vc.at(li * c.layer_bytes)),
+                Arg::I(cfg.max_position_embeddings as i32),
+                Arg::P(self.rope.ptr),
+                Arg::P(c.step.ptr),
+            ];
+            self.dev.launch(s, rope, (tu, 1, 1), 128, 0, &args)?;
+            mark("rope+kv write")?;
+            self.attention(c, li, p.qkv.ptr, p.att.ptr, 1, t, false)?;
+            mark("causal attention")?;
+            self.gemm(s, &l.o, p.att.ptr, t, p.x.ptr, 1)?;
+            mark("o gemm+residual")?;
+            self.dev.launch(s, &k.rmsnorm, (tu, 1, 1), 256, 0, &[Arg::P(p.x.ptr), Arg::P(l.ffn_norm.ptr), Arg::I(h as i32), Arg::F(eps), Arg::I(a16), Arg::P(p.xn.ptr)])?;
+            mark("rmsnorm")?;
+            self.gemm(s, &l.gate_up, p.xn.ptr, t, p.act.ptr, 2)?;
+            mark("gate/up gemm+silu")?;
+            self.gemm(s, &l.down, p.act.ptr, t, p.x.ptr, 1)?;
+            mark("down gemm+residual")?;
+        }
+        let last = p.x.at((t - 1) * h * 4);
+        self.gemv(s, &self.lm_head, last, Some(&self.norm), c.logits.ptr, 0)?;
+        mark("norm+lm_head gemv")
+    }
+
+    /// Per-kernel device time of one forward of `tokens` (prefill if several, else one decode step,
+    /// no graph), with events between the kernels: `(kernel, total µs over the layers, launches)`.
+    pub fn profile(&self, c: &mut CudaCache, tokens: &[u32]) -> Result<Vec<(String, f64, usize)>> {
+        self.check(c, tokens)?;
+        guard("CUDA profile", || {
+            self.dev.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+            let mut prof = Some(Prof { events: Vec::new() });
+            if tokens.len() == 1 {
+                self.write_step(c, tokens[0], c.len)?;
+                self.decode_launches(c, &mut prof)?;
+            } else {
+                self.prefill(c, tokens, &mut prof)?;
+            }
+            c.stream.synchronize().map_err(|e| drv("profile", e))?;
+            c.len += tokens.len();
+            let ev = prof.map(|p| p.events).unwrap_or_default();
+            let mut out: Vec<(String, f64, usize)> = Vec::new();
+            for w in ev.windows(2) {
+                let us = f64::from(w[0].1.elapsed_ms(&w[1].1).map_err(|e| drv("event timing", e))?) * 1e3;
+                match out.iter_mut().find(|(n, _, _)| *n == w[1].0) {
+                    Some(r) => {
+                        r.1 += us;
+                        r.2 += 1;
+                    }
+                    None => out.push((w[1].0.clone(), us, 1)),
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+// The model is shared by every caller (the NIF's resource); a cache moves between threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    const fn send<T: Send>() {}
+    send_sync::<CudaModel>();
+    send::<CudaCache>();
+};

@@ -1,0 +1,258 @@
+//! viva-bench: batch-1 decode and prefill timings of one checkpoint, with no BEAM.
+//!
+//! ```text
+//! viva-bench MODEL [--backend auto|cpu|cuda] [--weights auto|bf16|fp8] [--fp8-block 16|32|64|128]
+//!            [--prompt-len 128] [--new 256] [--prefill-len 512] [--api-steps 32] [--agree N]
+//!            [--label NAME] [--json FILE] [--profile]
+//! ```
+//! Prints decode tok/s and ms/token (greedy, argmax on the device), the implied weight bandwidth
+//! (weight bytes streamed per token / time per token), the per-token time of the logits-returning
+//! `forward` API, and the prefill time of `--prefill-len` tokens. `--agree N` also loads the CPU f32
+//! path and reports teacher-forced top-1 agreement and logits relative error over N decode steps.
+//! A checkpoint folder without tokenizer.json gets the generated test tokenizer (timing only).
+
+use std::path::PathBuf;
+use std::time::Instant;
+use viva_core::{BackendKind, LoadOptions, Model, WeightFormat};
+
+struct Args {
+    model: PathBuf,
+    backend: BackendKind,
+    weights: WeightFormat,
+    prompt_len: usize,
+    new: usize,
+    prefill_len: usize,
+    api_steps: usize,
+    agree: usize,
+    label: String,
+    json: Option<PathBuf>,
+    profile: bool,
+}
+
+fn usage() -> ! {
+    eprintln!("usage: viva-bench MODEL [--backend B] [--weights W] [--fp8-block N] [--prompt-len N] [--new N] [--prefill-len N] [--api-steps N] [--agree N] [--label S] [--json FILE] [--profile]");
+    std::process::exit(2)
+}
+
+fn parse() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let mut a = Args {
+        model: PathBuf::new(),
+        backend: BackendKind::Auto,
+        weights: WeightFormat::Auto,
+        prompt_len: 128,
+        new: 256,
+        prefill_len: 512,
+        api_steps: 32,
+        agree: 0,
+        label: String::new(),
+        json: None,
+        profile: false,
+    };
+    let mut model = None;
+    while let Some(arg) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{arg} needs a value"));
+        let num = |s: String| s.parse::<usize>().map_err(|_| format!("not a number: {s}"));
+        match arg.as_str() {
+            "--backend" => a.backend = BackendKind::parse(&val()?).map_err(|e| e.to_string())?,
+            "--weights" => a.weights = WeightFormat::parse(&val()?).map_err(|e| e.to_string())?,
+            "--fp8-block" => std::env::set_var("VIVA_TENSOR_FP8_BLOCK", val()?),
+            "--prompt-len" => a.prompt_len = num(val()?)?,
+            "--new" => a.new = num(val()?)?,
+            "--prefill-len" => a.prefill_len = num(val()?)?,
+            "--api-steps" => a.api_steps = num(val()?)?,
+            "--agree" => a.agree = num(val()?)?,
+            "--label" => a.label = val()?,
+            "--json" => a.json = Some(PathBuf::from(val()?)),
+            "--profile" => a.profile = true,
+            "-h" | "--help" => usage(),
+            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
+            s => model = Some(PathBuf::from(s)),
+        }
+    }
+    a.model = model.ok_or("no MODEL given")?;
+    Ok(a)
+}
+
+/// Deterministic prompt ids in [3, vocab) (a fixed LCG; the values only feed the timing).
+fn prompt(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            3 + ((s >> 33) % (vocab as u64 - 3)) as u32
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let a = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("viva-bench: {e}");
+            usage()
+        }
+    };
+    if let Err(e) = run(&a) {
+        eprintln!("viva-bench: {} ({})", e, e.kind());
+        std::process::exit(1);
+    }
+}
+
+fn run(a: &Args) -> viva_core::Result<()> {
+    let dir = if a.model.is_dir() { a.model.clone() } else { a.model.parent().map(PathBuf::from).unwrap_or_default() };
+    if !dir.join("tokenizer.json").exists() {
+        let (tok, _) = viva_core::testckpt::tokenizer_json();
+        std::fs::write(dir.join("tokenizer.json"), tok).map_err(|e| viva_core::Error::io(&dir, e))?;
+    }
+    let t0 = Instant::now();
+    let model = Model::load(&a.model, LoadOptions { backend: a.backend, weights: a.weights })?;
+    let load_s = t0.elapsed().as_secs_f64();
+    let cfg = &model.config;
+    let block = std::env::var("VIVA_TENSOR_FP8_BLOCK").unwrap_or_else(|_| "16".into());
+    let variant = match model.weight_format() {
+        WeightFormat::Fp8 => format!("{}:fp8/b{block}", model.backend_name()),
+        w => format!("{}:{}", model.backend_name(), w.name()),
+    };
+    let label = if a.label.is_empty() { variant.clone() } else { a.label.clone() };
+    println!(
+        "model {} | {} | device {} | load {:.2} s",
+        a.model.display(),
+        variant,
+        model.device_name().unwrap_or_else(|| "cpu".into()),
+        load_s
+    );
+
+    // Prefill of the prompt, then greedy decode with the argmax on the device.
+    let ids = prompt(a.prompt_len, cfg.vocab_size, 1);
+    let mut cache = model.new_cache()?;
+    let t = Instant::now();
+    let logits = model.forward(&mut cache, &ids)?;
+    let prompt_ms = t.elapsed().as_secs_f64() * 1e3;
+    let first = viva_core::sampler::argmax(&logits);
+    let warm = 8.min(a.new);
+    let toks = model.decode_greedy(&mut cache, first, warm, &mut |_| true)?;
+    let next = toks.last().copied().unwrap_or(first);
+    let n = a.new.saturating_sub(warm).max(1);
+    let t = Instant::now();
+    let gen = model.decode_greedy(&mut cache, next, n, &mut |_| true)?;
+    let dt = t.elapsed().as_secs_f64();
+    let ms_tok = dt * 1e3 / gen.len().max(1) as f64;
+    let wbytes = model.weight_bytes_per_token().unwrap_or(0) as f64;
+    let gbs = if ms_tok > 0.0 { wbytes / (ms_tok * 1e-3) / 1e9 } else { 0.0 };
+
+    // The logits-returning API path (host argmax), one forward per token.
+    let mut api_ms = 0.0;
+    if a.api_steps > 0 && cache.len() + a.api_steps < cfg.max_position_embeddings {
+        let mut tok = gen.last().copied().unwrap_or(next);
+        let t = Instant::now();
+        for _ in 0..a.api_steps {
+            let l = model.forward(&mut cache, &[tok])?;
+            tok = viva_core::sampler::argmax(&l);
+        }
+        api_ms = t.elapsed().as_secs_f64() * 1e3 / a.api_steps as f64;
+    }
+
+    // Prefill of prefill_len tokens: median of 3 runs, each into a fresh cache (warm-up first).
+    let mut prefill_ms = 0.0;
+    if a.prefill_len > 0 && a.prefill_len <= cfg.max_position_embeddings {
+        let pids = prompt(a.prefill_len, cfg.vocab_size, 2);
+        let mut runs = Vec::new();
+        for i in 0..4 {
+            let mut c = model.new_cache()?;
+            let t = Instant::now();
+            model.forward(&mut c, &pids)?;
+            if i > 0 {
+                runs.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        prefill_ms = median(runs);
+    }
+
+    println!(
+        "{label:24} decode {:8.1} tok/s {:7.3} ms/tok  weights {:.3} GB/tok -> {:6.0} GB/s | forward() {:7.3} ms/tok | prefill {} {:8.2} ms (prompt {} {:.2} ms)",
+        1e3 / ms_tok,
+        ms_tok,
+        wbytes / 1e9,
+        gbs,
+        api_ms,
+        a.prefill_len,
+        prefill_ms,
+        a.prompt_len,
+        prompt_ms
+    );
+
+    if a.profile {
+        // Per-kernel times (events between kernels, no graph, no PDL overlap): a decode step at the
+        // cache's current position, then a prefill of prefill_len tokens.
+        let show = |what: &str, rows: Option<Vec<(String, f64, usize)>>| {
+            if let Some(rows) = rows {
+                let total: f64 = rows.iter().map(|r| r.1).sum();
+                println!("{label:24} profile {what}: total {total:.1} us");
+                for (name, us, n) in rows {
+                    println!("    {name:28} {us:9.1} us  ({n} launches, {:.2} us each)", us / n as f64);
+                }
+            }
+        };
+        let tok = viva_core::sampler::argmax(&model.forward(&mut cache, &[next])?);
+        show("decode step", model.profile(&mut cache, &[tok])?);
+        if a.prefill_len > 0 && a.prefill_len <= cfg.max_position_embeddings {
+            let mut c = model.new_cache()?;
+            show(&format!("prefill {}", a.prefill_len), model.profile(&mut c, &prompt(a.prefill_len, cfg.vocab_size, 2))?);
+        }
+    }
+
+    let mut agree_json = String::from("null");
+    if a.agree > 0 {
+        let (agree, rel) = agreement(a, &model)?;
+        println!("{label:24} teacher-forced top-1 agreement with cpu f32 over {} steps: {:.4}; logits rel L2 error mean {:.3e} max {:.3e}", a.agree, agree, rel.0, rel.1);
+        agree_json = format!("{{\"steps\":{},\"top1\":{agree},\"rel_mean\":{},\"rel_max\":{}}}", a.agree, rel.0, rel.1);
+    }
+    if let Some(path) = &a.json {
+        use std::io::Write;
+        let line = format!(
+            "{{\"label\":\"{label}\",\"variant\":\"{variant}\",\"device\":\"{}\",\"tok_s\":{},\"ms_tok\":{ms_tok},\"weight_gb\":{},\"gb_s\":{gbs},\"api_ms_tok\":{api_ms},\"prefill_len\":{},\"prefill_ms\":{prefill_ms},\"agree\":{agree_json}}}\n",
+            model.device_name().unwrap_or_else(|| "cpu".into()),
+            1e3 / ms_tok,
+            wbytes / 1e9,
+            a.prefill_len
+        );
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| viva_core::Error::io(path, e))?;
+        f.write_all(line.as_bytes()).map_err(|e| viva_core::Error::io(path, e))?;
+    }
+    Ok(())
+}
+
+/// Teacher-forced comparison with the CPU f32 path: the CPU's greedy continuation is the teacher;
+/// both models see the same tokens; returns (top-1 agreement, (mean, max) relative L2 logits error).
+fn agreement(a: &Args, model: &Model) -> viva_core::Result<(f64, (f64, f64))> {
+    let cpu = Model::load(&a.model, LoadOptions { backend: BackendKind::Cpu, weights: WeightFormat::F32 })?;
+    let ids = prompt(16.min(cpu.config.max_position_embeddings / 2), cpu.config.vocab_size, 3);
+    let mut cc = cpu.new_cache()?;
+    let mut gc = model.new_cache()?;
+    let mut lc = cpu.forward(&mut cc, &ids)?;
+    let mut lg = model.forward(&mut gc, &ids)?;
+    let (mut same, mut rels) = (0usize, Vec::new());
+    for _ in 0..a.agree {
+        let tc = viva_core::sampler::argmax(&lc);
+        let tg = viva_core::sampler::argmax(&lg);
+        same += usize::from(tc == tg);
+        let num: f64 = lc.iter().zip(&lg).map(|(&x, &y)| ((x - y) as f64).powi(2)).sum();
+        let den: f64 = lc.iter().map(|&x| (x as f64).powi(2)).sum();
+        rels.push((num / den.max(1e-30)).sqrt());
+        if cc.len() + 1 >= cpu.config.max_position_embeddings {
+            break;
+        }
+        lc = cpu.forward(&mut cc, &[tc])?;
+        lg = model.forward(&mut gc, &[tc])?;
+    }
+    let n = rels.len().max(1) as f64;
+    let mean = rels.iter().sum::<f64>() / n;
+    let max = rels.iter().copied().fold(0.0, f64::max);
+    Ok((same as f64 / n, (mean, max)))
+}

@@ -1,0 +1,213 @@
+//! The CUDA backend against the CPU reference on the fixtures (../shared/fixtures). Every test
+//! prints "SKIPPED: no CUDA device (...)" and passes when CUDA is unavailable, except the one that
+//! checks that unavailability is a clean `cuda_unavailable` error.
+#![cfg(feature = "cuda")]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use viva_core::loader::StoredDtype;
+use viva_core::{generate, BackendKind, GenOpts, LoadOptions, Model, WeightFormat};
+
+fn fixtures() -> PathBuf {
+    match std::env::var("VIVA_TENSOR_FIXTURES") {
+        Ok(p) => PathBuf::from(p),
+        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"),
+    }
+}
+
+fn cuda() -> bool {
+    match viva_core::backend::cuda::available() {
+        Ok(name) => {
+            println!("CUDA device: {name}");
+            true
+        }
+        Err(e) => {
+            println!("SKIPPED: no CUDA device ({e})");
+            false
+        }
+    }
+}
+
+fn load(dir: &Path, backend: BackendKind, weights: WeightFormat) -> Model {
+    Model::load(dir, LoadOptions { backend, weights }).unwrap()
+}
+
+/// The fixture re-stored as bf16 (so the CPU reference and the bf16 GPU weights are the same numbers).
+fn bf16_copy(name: &str, tmp: &Path) -> PathBuf {
+    let src = fixtures().join(name);
+    let dst = tmp.join(name);
+    std::fs::create_dir_all(&dst).unwrap();
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(src.join(f), dst.join(f)).unwrap();
+    }
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, view)| {
+            let dtype = match view.dtype() {
+                safetensors::Dtype::F32 => StoredDtype::F32,
+                safetensors::Dtype::BF16 => StoredDtype::Bf16,
+                safetensors::Dtype::F16 => StoredDtype::F16,
+                other => panic!("{n}: {other:?}"),
+            };
+            (n, view.shape().to_vec(), viva_core::loader::to_f32(dtype, view.data()))
+        })
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    viva_core::testckpt::write_safetensors(&dst.join("model.safetensors"), &tensors, StoredDtype::Bf16).unwrap();
+    dst
+}
+
+fn reference_prompts(name: &str) -> Vec<Vec<u32>> {
+    let text = std::fs::read_to_string(fixtures().join(name).join("reference.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["input_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect())
+        .collect()
+}
+
+fn greedy(model: &Model, prompt: &[u32], n: usize) -> Vec<u32> {
+    let opts = GenOpts { max_new_tokens: n, stop_on_eos: false, ..GenOpts::default() };
+    generate(model, prompt, &opts, &AtomicBool::new(false), &mut |_, _| true).unwrap().tokens
+}
+
+/// bf16 weights on the GPU give the CPU's greedy tokens on the same (bf16-stored) weights, both
+/// through `generate` (logits to the host) and through the on-device greedy loop.
+fn bf16_greedy_matches_cpu(name: &str) {
+    if !cuda() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = bf16_copy(name, tmp.path());
+    let cpu = load(&dir, BackendKind::Cpu, WeightFormat::F32);
+    let gpu = load(&dir, BackendKind::Cuda, WeightFormat::Bf16);
+    assert_eq!(gpu.backend_name(), "cuda");
+    for prompt in reference_prompts(name) {
+        let want = greedy(&cpu, &prompt, 64);
+        assert_eq!(greedy(&gpu, &prompt, 64), want, "{name}: generate() tokens for {prompt:?}");
+        let mut cache = gpu.new_cache().unwrap();
+        let logits = gpu.forward(&mut cache, &prompt).unwrap();
+        let first = viva_core::sampler::argmax(&logits);
+        let mut got = vec![first];
+        got.extend(gpu.decode_greedy(&mut cache, first, 63, &mut |_| true).unwrap());
+        assert_eq!(got, want, "{name}: on-device greedy tokens for {prompt:?}");
+        assert_eq!(cache.len(), prompt.len() + 63);
+    }
+}
+
+#[test]
+fn stories260k_bf16_greedy_equals_cpu() {
+    bf16_greedy_matches_cpu("stories260k");
+}
+
+#[test]
+fn bytelevel_tiny_bf16_greedy_equals_cpu() {
+    bf16_greedy_matches_cpu("bytelevel-tiny");
+}
+
+/// FP8 (default block) against the CPU f32 path on the original fixture: teacher-forced top-1
+/// agreement and logits error are measured and printed; the bound only catches a broken kernel.
+fn fp8_agreement(name: &str) {
+    if !cuda() {
+        return;
+    }
+    let dir = fixtures().join(name);
+    let cpu = load(&dir, BackendKind::Cpu, WeightFormat::F32);
+    for block in [16usize, 128] {
+        std::env::set_var("VIVA_TENSOR_FP8_BLOCK", block.to_string());
+        let gpu = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
+        std::env::remove_var("VIVA_TENSOR_FP8_BLOCK");
+        let (mut same, mut total, mut rel_sum) = (0usize, 0usize, 0f64);
+        for prompt in reference_prompts(name) {
+            let teacher = greedy(&cpu, &prompt, 48);
+            let mut cc = cpu.new_cache().unwrap();
+            let mut gc = gpu.new_cache().unwrap();
+            let mut lc = cpu.forward(&mut cc, &prompt).unwrap();
+            let mut lg = gpu.forward(&mut gc, &prompt).unwrap();
+            for &t in &teacher {
+                same += usize::from(viva_core::sampler::argmax(&lc) == viva_core::sampler::argmax(&lg));
+                total += 1;
+                let num: f64 = lc.iter().zip(&lg).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum();
+                let den: f64 = lc.iter().map(|&a| (a as f64).powi(2)).sum();
+                rel_sum += (num / den).sqrt();
+                lc = cpu.forward(&mut cc, &[t]).unwrap();
+                lg = gpu.forward(&mut gc, &[t]).unwrap();
+            }
+        }
+        let agree = same as f64 / total as f64;
+        let rel = rel_sum / total as f64;
+        println!("{name}: fp8 block {block}: teacher-forced top-1 agreement {agree:.4} over {total} steps, mean logits rel error {rel:.3e}");
+        assert!(agree >= 0.8, "{name}: fp8 block {block} agreement {agree}");
+        assert!(rel < 0.2, "{name}: fp8 block {block} logits error {rel}");
+    }
+}
+
+#[test]
+fn stories260k_fp8_agreement() {
+    fp8_agreement("stories260k");
+}
+
+#[test]
+fn bytelevel_tiny_fp8_agreement() {
+    fp8_agreement("bytelevel-tiny");
+}
+
+/// Loading and dropping a model and caches repeatedly does not leak device memory.
+#[test]
+fn load_free_loop_does_not_grow_device_memory() {
+    if !cuda() {
+        return;
+    }
+    let dir = fixtures().join("bytelevel-tiny");
+    let free = || viva_core::backend::cuda::free_device_memory().unwrap();
+    {
+        let m = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
+        let _c = m.new_cache().unwrap();
+    }
+    let before = free();
+    for _ in 0..10 {
+        let m = load(&dir, BackendKind::Cuda, WeightFormat::Bf16);
+        let mut c = m.new_cache().unwrap();
+        m.forward(&mut c, &[1, 2, 3]).unwrap();
+        m.forward(&mut c, &[4]).unwrap();
+    }
+    let after = free();
+    println!("free device memory before {before} after {after}");
+    assert!(after + (8 << 20) >= before, "device memory shrank from {before} to {after} bytes");
+}
+
+/// Bad inputs are errors, not panics, on the GPU too.
+#[test]
+fn cuda_errors_are_clean() {
+    if !cuda() {
+        return;
+    }
+    let dir = fixtures().join("stories260k");
+    let m = load(&dir, BackendKind::Cuda, WeightFormat::Bf16);
+    let mut c = m.new_cache().unwrap();
+    assert_eq!(m.forward(&mut c, &[512]).unwrap_err().kind(), "token_out_of_range");
+    assert_eq!(m.forward(&mut c, &[]).unwrap_err().kind(), "invalid_option");
+    let long = vec![5u32; 513];
+    assert_eq!(m.forward(&mut c, &long).unwrap_err().kind(), "prompt_too_long");
+    let err = Model::load(&dir, LoadOptions { backend: BackendKind::Cuda, weights: WeightFormat::F32 }).err().unwrap();
+    assert_eq!(err.kind(), "invalid_option");
+}
+
+/// Without a usable GPU, `cuda` is a clean `cuda_unavailable` error and `auto` falls back to the CPU.
+#[test]
+fn without_cuda_auto_falls_back_and_cuda_is_an_error() {
+    if viva_core::backend::cuda::available().is_ok() {
+        println!("CUDA present: fallback test not applicable");
+        return;
+    }
+    let dir = fixtures().join("stories260k");
+    let err = Model::load(&dir, LoadOptions { backend: BackendKind::Cuda, weights: WeightFormat::Auto }).err().unwrap();
+    assert_eq!(err.kind(), "cuda_unavailable", "{err}");
+    let m = Model::load(&dir, LoadOptions::default()).unwrap();
+    assert_eq!(m.backend_name(), "cpu");
+}
