@@ -108,7 +108,15 @@ __device__ __forceinline__ void attention_body(const float* __restrict__ qkv, in
       float dot = 0.f;
       if (p < lim) {
         const KV* kr = kc + head_off + (size_t)p * hd;
-        for (int i = 0; i < hd; i += 8) {
+        int i = 0;
+        for (; i + 32 <= hd; i += 32) {  // four independent 16/32-byte loads in flight
+          float f[32];
+#pragma unroll
+          for (int u = 0; u < 4; ++u) kv_load8(kr + i + 8 * u, f + 8 * u);
+#pragma unroll
+          for (int j = 0; j < 32; ++j) dot = fmaf(qs[i + j], f[j], dot);
+        }
+        for (; i < hd; i += 8) {
           float f[8];
           kv_load8(kr + i, f);
 #pragma unroll
@@ -130,18 +138,35 @@ __device__ __forceinline__ void attention_body(const float* __restrict__ qkv, in
     o1 *= corr;
     const int nt = min(ATT_THREADS, s1 - ts);
     if (active) {
-#pragma unroll 8
-      for (int j = g; j < nt; j += npar) {
-        const int pp = ts + j;
-        const float w = sc[j];
-        if (pp < lim) {
-          const KV* vr = vc + head_off + (size_t)pp * hd;
-          o0 = fmaf(w, kv_get(vr + d), o0);
-          if (two) o1 = fmaf(w, kv_get(vr + d + ATT_THREADS), o1);
-        } else {
-          o0 = fmaf(w, vn[d], o0);
-          if (two) o1 = fmaf(w, vn[d + ATT_THREADS], o1);
+      // Cached positions of this tile first, eight per round with the loads issued together, then
+      // the fused new position (decode), in position order.
+      const int lim_t = min(nt, lim - ts);
+      int j = g;
+      for (; j + 7 * npar < lim_t; j += 8 * npar) {
+        float a[8], b[8];
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+          const KV* vr = vc + head_off + (size_t)(ts + j + u * npar) * hd;
+          a[u] = kv_get(vr + d);
+          b[u] = two ? kv_get(vr + d + ATT_THREADS) : 0.f;
         }
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+          const float w = sc[j + u * npar];
+          o0 = fmaf(w, a[u], o0);
+          o1 = fmaf(w, b[u], o1);
+        }
+      }
+      for (; j < lim_t; j += npar) {
+        const KV* vr = vc + head_off + (size_t)(ts + j) * hd;
+        const float w = sc[j];
+        o0 = fmaf(w, kv_get(vr + d), o0);
+        if (two) o1 = fmaf(w, kv_get(vr + d + ATT_THREADS), o1);
+      }
+      for (; j < nt; j += npar) {
+        const float w = sc[j];
+        o0 = fmaf(w, vn[d], o0);
+        if (two) o1 = fmaf(w, vn[d + ATT_THREADS], o1);
       }
     }
     __syncthreads();

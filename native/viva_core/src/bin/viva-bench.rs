@@ -203,7 +203,10 @@ fn run(a: &Args) -> viva_core::Result<()> {
         show("decode step", model.profile(&mut cache, &[tok])?);
         if a.prefill_len > 0 && a.prefill_len <= cfg.max_position_embeddings {
             let mut c = model.new_cache()?;
-            show(&format!("prefill {}", a.prefill_len), model.profile(&mut c, &prompt(a.prefill_len, cfg.vocab_size, 2))?);
+            show(
+                &format!("prefill {}", a.prefill_len),
+                model.profile(&mut c, &prompt(a.prefill_len, cfg.vocab_size, 2))?,
+            );
         }
     }
 
@@ -222,7 +225,11 @@ fn run(a: &Args) -> viva_core::Result<()> {
             wbytes / 1e9,
             a.prefill_len
         );
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| viva_core::Error::io(path, e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| viva_core::Error::io(path, e))?;
         f.write_all(line.as_bytes()).map_err(|e| viva_core::Error::io(path, e))?;
     }
     Ok(())

@@ -98,9 +98,10 @@ static DEVICES: OnceLock<Mutex<HashMap<usize, Arc<Device>>>> = OnceLock::new();
 /// first use, then shared.
 pub fn device() -> Result<Arc<Device>> {
     let ordinal = match std::env::var("VIVA_TENSOR_CUDA_DEVICE") {
-        Ok(s) => s.trim().parse::<usize>().map_err(|_| {
-            Error::InvalidOption(format!("VIVA_TENSOR_CUDA_DEVICE must be a device number, got {s:?}"))
-        })?,
+        Ok(s) => s
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| Error::InvalidOption(format!("VIVA_TENSOR_CUDA_DEVICE must be a device number, got {s:?}")))?,
         Err(_) => 0,
     };
     let map = DEVICES.get_or_init(|| Mutex::new(HashMap::new()));
@@ -135,7 +136,8 @@ impl Device {
         let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
         let attr = |a| ctx.attribute(a).map_err(|e| drv("device attribute", e));
         let sms = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?.max(1) as usize;
-        let max_smem = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?.max(0) as usize;
+        let max_smem =
+            attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?.max(0) as usize;
         if cc.0 < 8 {
             return Err(Error::CudaUnavailable(format!(
                 "{name} has compute capability {}.{}; the CUDA backend needs 8.0 or newer (bf16 tensor cores)",
@@ -143,7 +145,9 @@ impl Device {
             )));
         }
         let module = compile(&ctx, cc)?;
-        let f = |n: &str| module.load_function(n).map_err(|e| Error::Cuda(format!("kernel {n} missing from the module: {e:?}")));
+        let f = |n: &str| {
+            module.load_function(n).map_err(|e| Error::Cuda(format!("kernel {n} missing from the module: {e:?}")))
+        };
         let k = Kernels {
             embed: f("embed_rows")?,
             rmsnorm: f("rmsnorm_rows")?,

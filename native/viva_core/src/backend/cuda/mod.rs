@@ -53,7 +53,9 @@ pub fn prefers_fp8() -> bool {
 pub enum Format {
     Bf16,
     /// E4M3 with one f32 scale per `block` elements of a row.
-    Fp8 { block: usize },
+    Fp8 {
+        block: usize,
+    },
 }
 
 /// The FP8 block size: `VIVA_TENSOR_FP8_BLOCK` (16, 32, 64 or 128), default 16 (DESIGN.md).
@@ -317,12 +319,14 @@ impl CudaModel {
         }
         let rope = Buf::from_f32(&stream, &table)?;
         stream.synchronize().map_err(|e| drv("weight upload", e))?;
-        let weight_bytes = layers.iter().map(|l| l.qkv.bytes + l.o.bytes + l.gate_up.bytes + l.down.bytes).sum::<usize>()
-            + lm_head.bytes;
+        let weight_bytes =
+            layers.iter().map(|l| l.qkv.bytes + l.o.bytes + l.gate_up.bytes + l.down.bytes).sum::<usize>()
+                + lm_head.bytes;
         let nsplit = (2 * dev.sms).div_ceil(cfg.num_heads).clamp(1, 16);
         let env = |k: &str| std::env::var(k).ok();
         let use_graph = env("VIVA_TENSOR_CUDA_GRAPH").is_none_or(|v| v != "0");
-        let gemv_rw8 = env("VIVA_TENSOR_GEMV_RW").is_some_and(|v| v == "8");
+        // Measured on an H100 (docs/gpu.md): 4 rows per warp for fp8, 8 for bf16.
+        let gemv_rw8 = env("VIVA_TENSOR_GEMV_RW").map_or(format == Format::Bf16, |v| v == "8");
         let gemv_iters = env("VIVA_TENSOR_GEMV_ITERS").and_then(|v| v.parse::<usize>().ok()).unwrap_or(2).clamp(1, 16);
         Ok(CudaModel {
             dev,
@@ -596,7 +600,16 @@ impl CudaModel {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn attention(&self, c: &CudaCache, layer: usize, qkv: u64, out: u64, nsplit: usize, t: usize, fuse: bool) -> Result<()> {
+    fn attention(
+        &self,
+        c: &CudaCache,
+        layer: usize,
+        qkv: u64,
+        out: u64,
+        nsplit: usize,
+        t: usize,
+        fuse: bool,
+    ) -> Result<()> {
         let cfg = &self.cfg;
         let f = if self.kv_f32 { &self.dev.k.attn_f32 } else { &self.dev.k.attn_bf16 };
         let args = [
@@ -625,7 +638,14 @@ impl CudaModel {
         let h = cfg.hidden_size;
         let mut mark = |name: &str| prof.as_mut().map_or(Ok(()), |p| p.mark(&self.dev, s, name));
         mark("start")?;
-        self.dev.launch(s, &k.embed, (1, 1, 1), 256, 0, &[Arg::P(self.embed.ptr), Arg::P(c.step.ptr), Arg::I(h as i32), Arg::P(c.x.ptr)])?;
+        self.dev.launch(
+            s,
+            &k.embed,
+            (1, 1, 1),
+            256,
+            0,
+            &[Arg::P(self.embed.ptr), Arg::P(c.step.ptr), Arg::I(h as i32), Arg::P(c.x.ptr)],
+        )?;
         mark("embed")?;
         for (li, l) in self.layers.iter().enumerate() {
             // h = x + o_proj(attn(rope(q), rope(k), v)), q|k|v = qkv_proj(norm(x))
@@ -643,7 +663,14 @@ impl CudaModel {
         }
         self.gemv(s, &self.lm_head, c.x.ptr, Some(&self.norm), c.logits.ptr, 0)?;
         mark("norm+lm_head gemv")?;
-        self.dev.launch(s, &k.argmax, (1, 1, 1), 1024, 0, &[Arg::P(c.logits.ptr), Arg::I(cfg.vocab_size as i32), Arg::P(c.step.ptr)])?;
+        self.dev.launch(
+            s,
+            &k.argmax,
+            (1, 1, 1),
+            1024,
+            0,
+            &[Arg::P(c.logits.ptr), Arg::I(cfg.vocab_size as i32), Arg::P(c.step.ptr)],
+        )?;
         mark("argmax")
     }
 
@@ -678,11 +705,32 @@ impl CudaModel {
         let tu = t as u32;
         let mut mark = |name: &str| prof.as_mut().map_or(Ok(()), |pr| pr.mark(&self.dev, s, name));
         mark("start")?;
-        self.dev.launch(s, &k.embed, (tu, 1, 1), 256, 0, &[Arg::P(self.embed.ptr), Arg::P(p.ids.ptr), Arg::I(h as i32), Arg::P(p.x.ptr)])?;
+        self.dev.launch(
+            s,
+            &k.embed,
+            (tu, 1, 1),
+            256,
+            0,
+            &[Arg::P(self.embed.ptr), Arg::P(p.ids.ptr), Arg::I(h as i32), Arg::P(p.x.ptr)],
+        )?;
         mark("embed")?;
         let rope = if self.kv_f32 { &k.rope_f32 } else { &k.rope_bf16 };
         for (li, l) in self.layers.iter().enumerate() {
-            self.dev.launch(s, &k.rmsnorm, (tu, 1, 1), 256, 0, &[Arg::P(p.x.ptr), Arg::P(l.attn_norm.ptr), Arg::I(h as i32), Arg::F(eps), Arg::I(a16), Arg::P(p.xn.ptr)])?;
+            self.dev.launch(
+                s,
+                &k.rmsnorm,
+                (tu, 1, 1),
+                256,
+                0,
+                &[
+                    Arg::P(p.x.ptr),
+                    Arg::P(l.attn_norm.ptr),
+                    Arg::I(h as i32),
+                    Arg::F(eps),
+                    Arg::I(a16),
+                    Arg::P(p.xn.ptr),
+                ],
+            )?;
             mark("rmsnorm")?;
             self.gemm(s, &l.qkv, p.xn.ptr, t, p.qkv.ptr, 0)?;
             mark("qkv gemm")?;
@@ -703,7 +751,21 @@ impl CudaModel {
             mark("causal attention")?;
             self.gemm(s, &l.o, p.att.ptr, t, p.x.ptr, 1)?;
             mark("o gemm+residual")?;
-            self.dev.launch(s, &k.rmsnorm, (tu, 1, 1), 256, 0, &[Arg::P(p.x.ptr), Arg::P(l.ffn_norm.ptr), Arg::I(h as i32), Arg::F(eps), Arg::I(a16), Arg::P(p.xn.ptr)])?;
+            self.dev.launch(
+                s,
+                &k.rmsnorm,
+                (tu, 1, 1),
+                256,
+                0,
+                &[
+                    Arg::P(p.x.ptr),
+                    Arg::P(l.ffn_norm.ptr),
+                    Arg::I(h as i32),
+                    Arg::F(eps),
+                    Arg::I(a16),
+                    Arg::P(p.xn.ptr),
+                ],
+            )?;
             mark("rmsnorm")?;
             self.gemm(s, &l.gate_up, p.xn.ptr, t, p.act.ptr, 2)?;
             mark("gate/up gemm+silu")?;

@@ -36,7 +36,7 @@ pub fn f32_to_e4m3(x: f32) -> u8 {
     let e = if a < f32::MIN_POSITIVE { -6 } else { (a.log2().floor() as i32).max(-6) };
     let step = (2f32).powi(e - 3);
     let n = (a / step).round_ties_even() as i32; // in [0, 16]
-    // n = 16 carries into the next exponent by itself: ((e + 7) << 3) + 8 == (e + 8) << 3.
+                                                 // n = 16 carries into the next exponent by itself: ((e + 7) << 3) + 8 == (e + 8) << 3.
     let bits = (((e + 7) << 3) + n - 8).clamp(0, 0x7e) as u8;
     sign | bits
 }
