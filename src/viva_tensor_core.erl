@@ -34,14 +34,18 @@ default_backend() ->
         _ -> auto
     end.
 
-%% @doc What `auto' resolves to in this VM: `cpu' when the NIF loads, else `beam'
-%% (the NIF itself picks CUDA over the CPU at load time when a GPU is usable).
+%% @doc What `auto' resolves to in this VM: `cuda' when the NIF loads and a usable GPU is
+%% present, `cpu' when only the NIF loads, else `beam'.
 -spec backend() -> backend().
 backend() ->
     case default_backend() of
         auto ->
             case viva_tensor_nif:load() of
-                ok -> cpu;
+                ok ->
+                    case viva_tensor_nif:cuda_device() of
+                        {ok, _} -> cuda;
+                        {error, _} -> cpu
+                    end;
                 {error, _} -> beam
             end;
         B -> B

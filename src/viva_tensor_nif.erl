@@ -8,7 +8,7 @@
 -export([nif_loaded/0, model_load/3, model_info/1, model_tokenize/3, model_detokenize/2,
          tokenizer_load/1, tokenizer_encode/3, tokenizer_decode/2, tokenizer_vocab_size/1,
          kv_cache_new/1, kv_cache_len/1, model_forward/3,
-         generate_start/5, job_cancel/1]).
+         generate_start/5, job_cancel/1, cuda_device/0]).
 
 -define(LIB, "libviva_tensor_nif").
 -define(NOT_LOADED, erlang:nif_error({nif_unavailable, <<"the viva_tensor NIF is not loaded">>})).
@@ -96,3 +96,4 @@ kv_cache_len(_Cache) -> ?NOT_LOADED.
 model_forward(_Model, _Cache, _Ids) -> ?NOT_LOADED.
 generate_start(_Model, _Ids, _Opts, _Pid, _Ref) -> ?NOT_LOADED.
 job_cancel(_Job) -> ?NOT_LOADED.
+cuda_device() -> ?NOT_LOADED.

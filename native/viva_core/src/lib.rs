@@ -8,6 +8,7 @@ pub mod generate;
 pub mod loader;
 pub mod model;
 pub mod names;
+pub mod probe;
 pub mod sampler;
 pub mod testckpt;
 pub mod tokenizer;

@@ -66,3 +66,9 @@ fn model_detokenize(model: ResourceArc<ModelResource>, ids: Vec<u32>) -> NifResu
 fn nif_loaded() -> bool {
     true
 }
+
+/// `cuda_device()` — `{ok, Name}` of the GPU `auto` would use, or `{error, {cuda_unavailable, Why}}`.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn cuda_device() -> NifResult<String> {
+    Ok(viva_core::probe::cuda_device()?)
+}
