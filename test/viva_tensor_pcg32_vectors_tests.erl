@@ -1,0 +1,40 @@
+%% @doc The pure-Erlang PCG32 and sampler against `test/vectors/pcg32.json', which the Rust engine
+%% generated (native/viva_core/tests/pcg32_vectors.rs): both sides must draw the same numbers
+%% and the same tokens bit for bit.
+-module(viva_tensor_pcg32_vectors_tests).
+-include_lib("eunit/include/eunit.hrl").
+
+vectors() ->
+    {ok, Bin} = file:read_file(filename:join([root(), "test", "vectors", "pcg32.json"])),
+    {ok, V} = viva_tensor_json:decode(Bin),
+    V.
+
+root() ->
+    filename:dirname(filename:dirname(filename:absname(?FILE))).
+
+stream_test_() ->
+    #{<<"streams">> := Streams} = vectors(),
+    [{binary_to_list(S), fun() -> check_stream(Seed, U32s, Us) end}
+     || #{<<"seed">> := S, <<"next_u32">> := U32s, <<"uniform_times_2_24">> := Us} <- Streams,
+        Seed <- [binary_to_integer(S)]].
+
+check_stream(Seed, U32s, Us) ->
+    {Got, _} = lists:mapfoldl(fun(_, R) -> viva_tensor_beam_pcg32:next_u32(R) end,
+                              viva_tensor_beam_pcg32:new(Seed), U32s),
+    ?assertEqual(U32s, Got),
+    {GotU, _} = lists:mapfoldl(fun(_, R) -> viva_tensor_beam_pcg32:uniform(R) end,
+                               viva_tensor_beam_pcg32:new(Seed), Us),
+    ?assertEqual(Us, [round(U * 16777216) || U <- GotU]).
+
+sampler_draws_test_() ->
+    #{<<"sampler_logits">> := Logits, <<"sampler_draws">> := Draws} = vectors(),
+    Floats = [float(L) || L <- Logits],
+    [{iolist_to_binary(io_lib:format("seed ~s T ~p k ~p p ~p", [S, T, K, P])),
+      fun() ->
+          Opts = #{temperature => float(T), top_k => K, top_p => float(P)},
+          {Got, _} = lists:mapfoldl(fun(_, R) -> viva_tensor_beam_sampler:sample(Floats, Opts, R) end,
+                                    viva_tensor_beam_pcg32:new(binary_to_integer(S)), Tokens),
+          ?assertEqual(Tokens, Got)
+      end}
+     || #{<<"seed">> := S, <<"temperature">> := T, <<"top_k">> := K, <<"top_p">> := P,
+          <<"tokens">> := Tokens} <- Draws].
