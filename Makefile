@@ -56,9 +56,7 @@ test-eunit: deps-beam
 	@echo "== EUnit (pure-BEAM modules) =="
 	@rm -rf build/eunit && mkdir -p build/eunit
 	erlc -o build/eunit src/*.erl test/*_tests.erl
-	erl -noshell -pa build/eunit -eval ' \
-	  Mods = [list_to_atom(filename:basename(F, ".erl")) || F <- filelib:wildcard("test/*_tests.erl")], \
-	  case eunit:test(Mods, []) of ok -> halt(0); _ -> halt(1) end.'
+	erl -noshell -pa build/eunit -eval 'Mods = [list_to_atom(filename:basename(F, ".erl")) || F <- filelib:wildcard("test/*_tests.erl")], case eunit:test(Mods, []) of ok -> halt(0); _ -> halt(1) end.'
 
 test-gleam: deps-gleam
 	@echo "== Gleam tests (NIF) =="
