@@ -27,7 +27,7 @@ pub struct Shape {
 impl Shape {
     /// The demo's default: small enough for every backend, big enough to be a real transformer.
     pub fn demo() -> Shape {
-        Shape { hidden: 256, intermediate: 688, layers: 4, heads: 8, kv_heads: 4, vocab: 512, max_pos: 2048, tie_embeddings: true }
+        Shape { hidden: 256, intermediate: 688, layers: 4, heads: 8, kv_heads: 4, vocab: 640, max_pos: 2048, tie_embeddings: true }
     }
 }
 

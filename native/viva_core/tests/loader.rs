@@ -220,3 +220,16 @@ fn forward_rejects_out_of_range_ids_and_context_overflow() {
     // The cache is still usable after a rejected call.
     assert!(m.forward(&mut c, &[1, 2, 3]).is_ok());
 }
+
+#[test]
+fn the_demo_checkpoint_loads_and_generates_words() {
+    let root = tempfile::tempdir().unwrap();
+    write_checkpoint(root.path(), &Shape::demo(), 1234, StoredDtype::F32, 1).unwrap();
+    let m = load(root.path()).unwrap();
+    let ids = m.tokenizer.encode("once upon a time", true).unwrap();
+    assert_eq!(ids[0], 1, "BOS from the post-processor");
+    let opts = viva_core::GenOpts { max_new_tokens: 8, stop_on_eos: false, ..Default::default() };
+    let stats = viva_core::generate(&m, &ids, &opts, &std::sync::atomic::AtomicBool::new(false), &mut |_, _| true).unwrap();
+    assert_eq!(stats.tokens.len(), 8);
+    assert_eq!(m.tokenizer.decode_known(&stats.tokens, true).unwrap(), stats.text);
+}
