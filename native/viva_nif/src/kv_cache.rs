@@ -12,7 +12,8 @@ pub struct KvCacheResource {
 #[rustler::resource_impl]
 impl rustler::Resource for KvCacheResource {}
 
-#[rustler::nif]
+/// Dirty: a CUDA cache allocates device memory.
+#[rustler::nif(schedule = "DirtyCpu")]
 fn kv_cache_new(model: ResourceArc<ModelResource>) -> NifResult<ResourceArc<KvCacheResource>> {
     Ok(ResourceArc::new(KvCacheResource { cache: Mutex::new(model.model.new_cache()?) }))
 }
