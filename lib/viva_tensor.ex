@@ -334,4 +334,15 @@ defmodule VivaTensor do
 
   defp unwrap!({:ok, value}), do: value
   defp unwrap!({:error, reason}), do: raise(Error, reason)
+
+  @doc """
+  Quantises a 2-D weight to FP8 (E4M3) with one f32 scale per block of `block_size` elements
+  along K. See `VivaTensor.Quant.prepack_fp8_weight_blocked/2`.
+  """
+  defdelegate prepack_fp8_weight_blocked(weight, block_size), to: VivaTensor.Quant
+
+  @doc """
+  `input · dequant(packed)ᵀ + bias` with bf16 activations. See `VivaTensor.Quant.linear_fp8_w8a16/3`.
+  """
+  defdelegate linear_fp8_w8a16(input, packed, bias), to: VivaTensor.Quant
 end

@@ -398,3 +398,46 @@ fn ffi_stream(
   extra: List(GenerateOption),
   on_piece: fn(String) -> Nil,
 ) -> Result(GenerateResult, VivaError)
+
+// ---------------------------------------------------------------------------
+// Low-level quantized linears (the tensors are viva_tensor/tensor's)
+// ---------------------------------------------------------------------------
+
+import viva_tensor/tensor
+
+/// A weight quantized to FP8 E4M3 with per-block scales, from
+/// `prepack_fp8_weight_blocked` (the same type as `tensor.PackedWeight`).
+pub type PackedWeight =
+  tensor.PackedWeight
+
+/// Quantizes a weight `[n, k]` to FP8 E4M3 with one scale per block of
+/// `block_size` elements of a row; see `viva_tensor/tensor`.
+///
+/// ```gleam
+/// import viva_tensor/tensor
+///
+/// let assert Ok(weight) = tensor.from_list2d([[1.0, -2.0, 0.5, 4.0]])
+/// let assert Ok(packed) = t.prepack_fp8_weight_blocked(weight, 16)
+/// ```
+pub fn prepack_fp8_weight_blocked(
+  weight: tensor.Tensor,
+  block_size: Int,
+) -> Result(PackedWeight, tensor.TensorError) {
+  tensor.prepack_fp8_weight_blocked(weight, block_size)
+}
+
+/// `input · dequantize(packed)ᵀ + bias` with bf16-rounded activations; see
+/// `viva_tensor/tensor`.
+///
+/// ```gleam
+/// let assert Ok(input) = tensor.from_list2d([[1.0, 1.0, 1.0, 1.0]])
+/// let bias = tensor.NoBias
+/// let assert Ok(output) = t.linear_fp8_w8a16(input, packed, bias)
+/// ```
+pub fn linear_fp8_w8a16(
+  input: tensor.Tensor,
+  packed: PackedWeight,
+  bias: tensor.Bias,
+) -> Result(tensor.Tensor, tensor.TensorError) {
+  tensor.linear_fp8_w8a16(input, packed, bias)
+}
