@@ -14,6 +14,8 @@ GLEAM_OUT := build/gleam
 MODEL ?=
 PROMPT ?= Once upon a time
 MAX_NEW_TOKENS ?= 48
+# Extra generation flags for the demo (the embedded random checkpoint samples; a real MODEL is greedy).
+DEMO_FLAGS ?=
 
 .PHONY: all deps deps-beam deps-gleam nif test test-rust test-eunit test-gleam test-elixir demo bench-cpu clean fmt lint
 
@@ -76,13 +78,14 @@ test-elixir: deps-beam
 
 ## ---- demo and benchmarks -------------------------------------------------------------------------
 demo: deps-beam nif native/target/release/viva-checkpoint
-	@model="$(MODEL)"; \
+	@model="$(MODEL)"; flags="$(DEMO_FLAGS)"; \
 	if [ -z "$$model" ]; then \
 	  model=build/demo-model; \
 	  [ -f $$model/model.safetensors ] || native/target/release/viva-checkpoint $$model; \
 	  echo "demo checkpoint: $$model (random weights written by viva-checkpoint: expect word salad; MODEL=dir for a real one)"; \
+	  flags="$${flags:---temperature 0.9 --top-k 40 --seed 42}"; \
 	fi; \
-	MIX_ENV=dev mix viva_tensor.generate "$$model" "$(PROMPT)" --max-new-tokens $(MAX_NEW_TOKENS)
+	MIX_ENV=dev mix viva_tensor.generate "$$model" "$(PROMPT)" --max-new-tokens $(MAX_NEW_TOKENS) $$flags
 
 bench-cpu: deps-beam nif native/target/release/viva-checkpoint
 	bash bench/cpu/run.sh

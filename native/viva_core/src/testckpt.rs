@@ -27,7 +27,7 @@ pub struct Shape {
 impl Shape {
     /// The demo's default: small enough for every backend, big enough to be a real transformer.
     pub fn demo() -> Shape {
-        Shape { hidden: 256, intermediate: 688, layers: 4, heads: 8, kv_heads: 4, vocab: 640, max_pos: 2048, tie_embeddings: true }
+        Shape { hidden: 256, intermediate: 688, layers: 4, heads: 8, kv_heads: 4, vocab: 640, max_pos: 2048, tie_embeddings: false }
     }
 }
 
@@ -106,7 +106,9 @@ fn json_str(s: &str) -> String {
 }
 
 /// Tensors of a checkpoint of `shape`, in file order, each `(name, shape, values)`.
-fn tensors(shape: &Shape, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+/// `word_rows`: the lm_head rows `3..word_rows.1` beyond the byte-fallback tokens (`word_rows.0..`) get
+/// larger logits and the byte/padding rows none, so a sampled random model writes words, not bytes.
+fn tensors(shape: &Shape, seed: u64, word_rows: (usize, usize)) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let mut rng = SplitMix(seed);
     let hd = shape.hidden / shape.heads;
     let (h, q, kv, i) = (shape.hidden, shape.heads * hd, shape.kv_heads * hd, shape.intermediate);
@@ -137,6 +139,12 @@ fn tensors(shape: &Shape, seed: u64) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     out.push((names::NORM.into(), vec![h], fnorm));
     if !shape.tie_embeddings {
         mat(&mut out, names::LM_HEAD.into(), vec![shape.vocab, h], s_in, &mut rng);
+        if let Some((_, _, head)) = out.last_mut() {
+            for (row, r) in head.chunks_exact_mut(h).enumerate() {
+                let gain = if row >= word_rows.0 && row < word_rows.1 { 3.0 } else { 0.0 };
+                r.iter_mut().for_each(|x| *x *= gain);
+            }
+        }
     }
     out
 }
@@ -208,7 +216,7 @@ pub fn write_checkpoint(dir: &Path, shape: &Shape, seed: u64, dtype: StoredDtype
     let w = |name: &str, text: String| std::fs::write(dir.join(name), text).map_err(|e| Error::io(&dir.join(name), e));
     w("config.json", serde_json::to_string_pretty(&config).unwrap_or_default())?;
     w("tokenizer.json", tok)?;
-    let all = tensors(shape, seed);
+    let all = tensors(shape, seed, (3 + 256, tok_vocab));
     if shards <= 1 {
         return write_safetensors(&dir.join("model.safetensors"), &all, dtype);
     }
