@@ -270,3 +270,256 @@ extern "C" __global__ void rope_kv_bf16kv(const float* qkv, int H, int KVH, int 
                                           const float* rope, const int* step) {
   rope_kv_body<u16>(qkv, H, KVH, hd, kc, vc, max_pos, rope, step);
 }
+
+// ---------------------------------------------------------------------------------------------------
+// GQA attention (v4): one block per (KV head, split, query row) serves all G = H / KVH <= 8 query heads
+// of the group. The block's 256 threads load each tile of 32 K rows and 32 V rows once, coalesced
+// (16-byte vectors, all issued together; the next tile's loads are issued before the current tile is
+// computed), into shared memory (rows padded by 16 bytes: no bank conflicts); warp g then scores the
+// tile for query head g with lane j on position j (no shuffles for the dot), keeps the softmax
+// statistics with warp shuffles (no block barriers per position) and accumulates P·V with each lane
+// owning 2 adjacent dims. Splits: of the grid's gridDim.y splits the first ceil(L / 32) are used
+// (decided on the device, so a captured graph follows the growing context); each writes an
+// unnormalised partial and the last to finish (counter cnt[t * KVH + kvh]) combines them; with
+// gridDim.y == 1 the output is normalised in place. fuse_new (decode): the split holding position pos
+// RoPEs the new K, writes K and V to the cache and into its tile (no per-position branch).
+// Limits (host-checked): G <= 8, head_dim * sizeof(KV) <= 512 bytes.
+
+#define GQ_THREADS 256
+#define GQ_WARPS 8
+#define GQ_TILE 32
+#define GQ_MAX_SPLIT 32
+#define GQ_NV 4  // 16-byte vectors per thread per tile (K and V each): 32 rows x 512 bytes / 256 threads
+
+__device__ __forceinline__ void kv_load2(const float* p, float* f) {
+  const float2 a = *(const float2*)p;
+  f[0] = a.x;
+  f[1] = a.y;
+}
+__device__ __forceinline__ void kv_load2(const u16* p, float* f) {
+  const u32 w = *(const u32*)p;
+  f[0] = __uint_as_float(w << 16);
+  f[1] = __uint_as_float(w & 0xffff0000u);
+}
+
+template <typename KV>
+__device__ __forceinline__ void attn_gqa_body(const float* __restrict__ qkv, int H, int KVH, int hd,
+                                              KV* __restrict__ kc, KV* __restrict__ vc, int max_pos,
+                                              const float* __restrict__ rope, const int* __restrict__ step,
+                                              float scale, int fuse_new, float* __restrict__ out,
+                                              float* __restrict__ po, float* __restrict__ pml,
+                                              int* __restrict__ cnt) {
+  extern __shared__ __align__(16) u8 gq_tiles[];  // K tile | V tile: GQ_TILE rows of (hd * sizeof(KV) + 16) bytes
+  __shared__ __align__(16) float qs[GQ_WARPS][ATT_MAX_HD];
+  __shared__ __align__(16) KV knew[ATT_MAX_HD];
+  __shared__ __align__(16) KV vnew[ATT_MAX_HD];
+  __shared__ float wgt[GQ_WARPS][GQ_MAX_SPLIT];
+  __shared__ int last;
+  PDL_LAUNCH();
+  PDL_WAIT();
+  const int kvh = blockIdx.x, split = blockIdx.y, t = blockIdx.z;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int G = H / KVH, half = hd / 2;
+  const int pos = step[1] + t;
+  const int L = pos + 1;
+  const int nsplit = min((int)gridDim.y, (L + GQ_TILE - 1) / GQ_TILE);
+  if (split >= nsplit) return;
+  const int chunk = (L + nsplit - 1) / nsplit;
+  const int s0 = min(L, split * chunk), s1 = min(L, s0 + chunk);
+  const bool has_new = fuse_new && s0 <= pos && pos < s1;
+  const int lim = fuse_new ? min(s1, pos) : s1;  // rows [s0, lim) come from the cache
+  const float* qrow = qkv + (size_t)t * (H + 2 * KVH) * hd;
+  const size_t head_off = (size_t)kvh * max_pos * hd;
+  const int rowb = hd * (int)sizeof(KV), rs = rowb + 16, vpr = rowb / 16, nvec = GQ_TILE * vpr;
+  u8* ks = gq_tiles;
+  u8* vs = gq_tiles + GQ_TILE * rs;
+  const u8* kg = (const u8*)(kc + head_off);
+  const u8* vg = (const u8*)(vc + head_off);
+
+  uint4 kr[GQ_NV], vr[GQ_NV];
+  auto issue = [&](int p0) {
+#pragma unroll
+    for (int j = 0; j < GQ_NV; ++j) {
+      const int v = tid + j * GQ_THREADS;
+      const int row = v / vpr, col = v % vpr, p = p0 + row;
+      if (v < nvec && p < lim) {
+        kr[j] = *(const uint4*)(kg + (size_t)p * rowb + col * 16);
+        vr[j] = *(const uint4*)(vg + (size_t)p * rowb + col * 16);
+      }
+    }
+  };
+  issue(s0);
+
+  // Query heads of the group (RoPE'd), and the new token's K / V.
+  const bool active = warp < G;
+  const int h = kvh * G + warp;
+  if (active) {
+    for (int i = lane; i < half; i += 32) {
+      float c, s;
+      rope_cs(rope, half, pos, i, &c, &s);
+      const float a = qrow[h * hd + i], b = qrow[h * hd + i + half];
+      qs[warp][i] = a * c - b * s;
+      qs[warp][i + half] = b * c + a * s;
+    }
+  }
+  if (has_new) {
+    const float* kn = qrow + H * hd + kvh * hd;
+    const float* vn = qrow + (H + KVH) * hd + kvh * hd;
+    for (int i = tid; i < half; i += GQ_THREADS) {
+      float c, s;
+      rope_cs(rope, half, pos, i, &c, &s);
+      const float ka = kn[i], kb = kn[i + half];
+      kv_put(&knew[i], ka * c - kb * s);
+      kv_put(&knew[i + half], kb * c + ka * s);
+      kv_put(&vnew[i], vn[i]);
+      kv_put(&vnew[i + half], vn[i + half]);
+      kv_put(kc + head_off + (size_t)pos * hd + i, ka * c - kb * s);
+      kv_put(kc + head_off + (size_t)pos * hd + i + half, kb * c + ka * s);
+      kv_put(vc + head_off + (size_t)pos * hd + i, vn[i]);
+      kv_put(vc + head_off + (size_t)pos * hd + i + half, vn[i + half]);
+    }
+  }
+  __syncthreads();
+
+  float m_run = NEG_INF, l_run = 0.f;
+  float o[8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) o[j] = 0.f;
+  for (int p0 = s0; p0 < s1; p0 += GQ_TILE) {
+#pragma unroll
+    for (int j = 0; j < GQ_NV; ++j) {
+      const int v = tid + j * GQ_THREADS;
+      const int row = v / vpr, col = v % vpr;
+      if (v < nvec && p0 + row < lim) {
+        *(uint4*)(ks + row * rs + col * 16) = kr[j];
+        *(uint4*)(vs + row * rs + col * 16) = vr[j];
+      }
+    }
+    if (has_new && p0 <= pos && pos < p0 + GQ_TILE) {
+      KV* kd = (KV*)(ks + (pos - p0) * rs);
+      KV* vd = (KV*)(vs + (pos - p0) * rs);
+      for (int i = tid; i < hd; i += GQ_THREADS) {
+        kd[i] = knew[i];
+        vd[i] = vnew[i];
+      }
+    }
+    __syncthreads();
+    if (p0 + GQ_TILE < s1) issue(p0 + GQ_TILE);  // the next tile streams while this one is computed
+    if (active) {
+      const int n = min(GQ_TILE, s1 - p0);
+      const bool valid = lane < n;
+      float sc = NEG_INF;
+      if (valid) {
+        const KV* krow = (const KV*)(ks + lane * rs);
+        const float* q = qs[warp];
+        float dot = 0.f;
+        for (int i = 0; i < hd; i += 8) {
+          float f[8];
+          kv_load8(krow + i, f);
+          const float4 qa = *(const float4*)(q + i), qb = *(const float4*)(q + i + 4);
+          dot = fmaf(qa.x, f[0], dot);
+          dot = fmaf(qa.y, f[1], dot);
+          dot = fmaf(qa.z, f[2], dot);
+          dot = fmaf(qa.w, f[3], dot);
+          dot = fmaf(qb.x, f[4], dot);
+          dot = fmaf(qb.y, f[5], dot);
+          dot = fmaf(qb.z, f[6], dot);
+          dot = fmaf(qb.w, f[7], dot);
+        }
+        sc = dot * scale;
+      }
+      const float m_new = fmaxf(m_run, warp_max(sc));
+      const float e = valid ? expf(sc - m_new) : 0.f;
+      const float corr = expf(m_run - m_new);
+      l_run = l_run * corr + warp_sum(e);
+      m_run = m_new;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) o[j] *= corr;
+      for (int r = 0; r < n; ++r) {
+        const float w = __shfl_sync(0xffffffffu, e, r);
+        const KV* vrow = (const KV*)(vs + r * rs);
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int d = 2 * lane + 64 * j;
+          if (d < hd) {
+            float v2[2];
+            kv_load2(vrow + d, v2);
+            o[2 * j] = fmaf(w, v2[0], o[2 * j]);
+            o[2 * j + 1] = fmaf(w, v2[1], o[2 * j + 1]);
+          }
+        }
+      }
+    }
+    __syncthreads();  // the tile buffers are refilled next round
+  }
+
+  if (active) {
+    if (gridDim.y == 1) {
+      const float inv = 1.0f / l_run;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int d = 2 * lane + 64 * j;
+        if (d < hd) {
+          out[((size_t)t * H + h) * hd + d] = o[2 * j] * inv;
+          out[((size_t)t * H + h) * hd + d + 1] = o[2 * j + 1] * inv;
+        }
+      }
+    } else {
+      const size_t base = ((size_t)t * H + h) * GQ_MAX_SPLIT + split;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int d = 2 * lane + 64 * j;
+        if (d < hd) {
+          po[base * hd + d] = o[2 * j];
+          po[base * hd + d + 1] = o[2 * j + 1];
+        }
+      }
+      if (lane == 0) {
+        pml[base * 2] = m_run;
+        pml[base * 2 + 1] = l_run;
+      }
+    }
+  }
+  if (gridDim.y == 1) return;
+
+  __threadfence();
+  __syncthreads();
+  if (tid == 0) last = atomicAdd(cnt + t * KVH + kvh, 1) == nsplit - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  if (active) {  // split weights of head `warp`: one lane per split
+    const size_t base = ((size_t)t * H + h) * GQ_MAX_SPLIT;
+    const float mq = lane < nsplit ? __ldcg(pml + (base + lane) * 2) : NEG_INF;
+    const float lq = lane < nsplit ? __ldcg(pml + (base + lane) * 2 + 1) : 0.f;
+    const float M = warp_max(mq);
+    const float f = mq == NEG_INF ? 0.f : expf(mq - M);
+    const float Ls = warp_sum(lq * f);
+    wgt[warp][lane] = f / Ls;
+  }
+  __syncthreads();
+  for (int idx = tid; idx < G * hd; idx += GQ_THREADS) {
+    const int g = idx / hd, d = idx % hd;
+    const size_t base = ((size_t)t * H + kvh * G + g) * GQ_MAX_SPLIT;
+    float pv[GQ_MAX_SPLIT];
+#pragma unroll
+    for (int q = 0; q < GQ_MAX_SPLIT; ++q) pv[q] = q < nsplit ? __ldcg(po + (base + q) * hd + d) : 0.f;
+    float acc = 0.f;
+#pragma unroll
+    for (int q = 0; q < GQ_MAX_SPLIT; ++q) acc = fmaf(wgt[g][q], pv[q], acc);
+    out[((size_t)t * H + kvh * G + g) * hd + d] = acc;
+  }
+  if (tid == 0) cnt[t * KVH + kvh] = 0;
+}
+
+extern "C" __global__ void __launch_bounds__(GQ_THREADS, 2)
+    attn_gqa_f32kv(const float* qkv, int H, int KVH, int hd, float* kc, float* vc, int max_pos, const float* rope,
+                   const int* step, float scale, int fuse_new, float* out, float* po, float* pml, int* cnt) {
+  attn_gqa_body<float>(qkv, H, KVH, hd, kc, vc, max_pos, rope, step, scale, fuse_new, out, po, pml, cnt);
+}
+
+extern "C" __global__ void __launch_bounds__(GQ_THREADS, 2)
+    attn_gqa_bf16kv(const float* qkv, int H, int KVH, int hd, u16* kc, u16* vc, int max_pos, const float* rope,
+                    const int* step, float scale, int fuse_new, float* out, float* po, float* pml, int* cnt) {
+  attn_gqa_body<u16>(qkv, H, KVH, hd, kc, vc, max_pos, rope, step, scale, fuse_new, out, po, pml, cnt);
+}

@@ -16,11 +16,32 @@
 
 #define GV_THREADS 256
 
+// L2 prefetch of bytes [off, off + len) of `base` (weights only: constant data, so this may run before
+// griddepcontrol.wait, while the previous kernel still runs). sm_90: bulk prefetch in 32 KB pieces.
+__device__ __forceinline__ void l2_prefetch(const u8* base, size_t off, size_t len) {
+#if __CUDA_ARCH__ >= 900
+  len &= ~(size_t)15;
+  for (size_t o = 0; o < len; o += 32768) {
+    const u32 n = (u32)(len - o < 32768 ? len - o : 32768);
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(base + off + o), "r"(n) : "memory");
+  }
+#else
+  for (size_t o = 0; o < len; o += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(base + off + o));
+#endif
+}
+
+// Block b < nb prefetches its 1/nb share of `total` bytes (16-byte aligned pieces).
+__device__ __forceinline__ void l2_prefetch_share(const u8* base, size_t total, int b, int nb) {
+  const size_t per = ((total + nb - 1) / nb + 15) & ~(size_t)15;
+  const size_t off = (size_t)b * per;
+  if (off < total) l2_prefetch(base, off, total - off < per ? total - off : per);
+}
+
 template <bool FP8, int RW>
 __device__ __forceinline__ void gemv_body(const u8* __restrict__ W, const float* __restrict__ S, int qblock, int N,
                                           int K, int Kp, const float* __restrict__ x,
                                           const float* __restrict__ norm_w, float eps, int a16,
-                                          float* __restrict__ y, int mode, int wk) {
+                                          float* __restrict__ y, int mode, int wk, int pf) {
   extern __shared__ float4 xs4[];
   __shared__ float red[32];
   __shared__ float part[8 * RW];
@@ -46,6 +67,13 @@ __device__ __forceinline__ void gemv_body(const u8* __restrict__ W, const float*
     sp[r] = FP8 ? S + (size_t)n * nsc : nullptr;
   }
 
+  // pf > 0: the first pf blocks (one thread each) prefetch the whole matrix (weights and scales) into
+  // L2 now, so that the streaming after the wait reads L2 instead of device memory.
+  if (pf > 0 && (int)blockIdx.x < pf && tid == 0) {
+    const int nb = min(pf, (int)gridDim.x);
+    l2_prefetch_share(W, (size_t)N * rowbytes, blockIdx.x, nb);
+    if (FP8) l2_prefetch_share((const u8*)S, (size_t)N * nsc * 4, blockIdx.x, nb);
+  }
   // The first chunk's weights do not depend on the previous kernel: start streaming them now.
   int c = kq * 32 + lane;
   uint4 wv[RW];
@@ -166,8 +194,8 @@ __device__ __forceinline__ void gemv_body(const u8* __restrict__ W, const float*
 #define GEMV_ENTRY(name, FP8, RW, MINB)                                                                         \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, MINB)                                                \
       name(const u8* W, const float* S, int qblock, int N, int K, int Kp, const float* x, const float* norm_w,  \
-           float eps, int a16, float* y, int mode, int wk) {                                                     \
-    gemv_body<FP8, RW>(W, S, qblock, N, K, Kp, x, norm_w, eps, a16, y, mode, wk);                                \
+           float eps, int a16, float* y, int mode, int wk, int pf) {                                                     \
+    gemv_body<FP8, RW>(W, S, qblock, N, K, Kp, x, norm_w, eps, a16, y, mode, wk, pf);                                \
   }
 GEMV_ENTRY(gemv_bf16_r4, false, 4, 3)
 GEMV_ENTRY(gemv_bf16_r8, false, 8, 1)

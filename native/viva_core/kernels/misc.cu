@@ -37,11 +37,41 @@ extern "C" __global__ void argmax_step(const float* __restrict__ logits, int V, 
   PDL_WAIT();
   float best = NEG_INF;
   int idx = 0x7fffffff;
-  for (int i = threadIdx.x; i < V; i += blockDim.x) {
-    const float v = logits[i];
-    if (v > best || (v == best && i < idx)) {
+  // 16-byte loads, four rounds issued together (logits is 16-byte aligned), then the tail.
+  const int V4 = V >> 2;
+  const float4* l4 = (const float4*)logits;
+  int i = threadIdx.x;
+  for (; i + 3 * (int)blockDim.x < V4; i += 4 * blockDim.x) {
+    float4 v[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) v[u] = l4[i + u * blockDim.x];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int b = 4 * (i + u * blockDim.x);
+      const float f[4] = {v[u].x, v[u].y, v[u].z, v[u].w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        if (f[j] > best || (f[j] == best && b + j < idx)) {
+          best = f[j];
+          idx = b + j;
+        }
+    }
+  }
+  for (; i < V4; i += blockDim.x) {
+    const float4 v = l4[i];
+    const float f[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      if (f[j] > best || (f[j] == best && 4 * i + j < idx)) {
+        best = f[j];
+        idx = 4 * i + j;
+      }
+  }
+  for (int k = 4 * V4 + threadIdx.x; k < V; k += blockDim.x) {
+    const float v = logits[k];
+    if (v > best || (v == best && k < idx)) {
       best = v;
-      idx = i;
+      idx = k;
     }
   }
 #pragma unroll

@@ -136,35 +136,66 @@ pub fn generate(
     let mut logits = if opts.max_new_tokens > 0 { Some(model.forward(&mut cache, prompt_ids)?) } else { None };
     let prefill_us = t0.elapsed().as_micros() as u64;
     let t1 = Instant::now();
-    while let Some(l) = logits.take() {
+    // Per generated token: EOS, detokenization, stop strings, the consumer; `Ok(true)` asks for more.
+    let max_pos = cfg.max_position_embeddings;
+    let mut accept = |id: u32, cache_len: usize| -> Result<bool> {
         if cancel.load(Ordering::Relaxed) {
             finish = FinishReason::Cancelled;
-            break;
+            return Ok(false);
         }
-        let id = sampler::sample(&l, &opts.sampler, &mut rng);
         tokens.push(id);
         if opts.stop_on_eos && cfg.eos_token_ids.contains(&id) {
-            if !on_token(id, "") {
-                finish = FinishReason::Cancelled;
-            } else {
-                finish = FinishReason::Eos;
-            }
-            break;
+            finish = if on_token(id, "") { FinishReason::Eos } else { FinishReason::Cancelled };
+            return Ok(false);
         }
         let piece = detok.push(&model.tokenizer, id)?;
         let (out, stopped) = text.push(&piece);
         if !on_token(id, &out) {
             finish = FinishReason::Cancelled;
-            break;
+            return Ok(false);
         }
         if stopped {
             finish = FinishReason::Stop;
-            break;
+            return Ok(false);
         }
-        if tokens.len() >= opts.max_new_tokens || cache.len() >= cfg.max_position_embeddings {
-            break;
+        Ok(tokens.len() < opts.max_new_tokens && cache_len < max_pos)
+    };
+    let on_device_greedy = opts.sampler.temperature == 0.0 && model.backend_name() == "cuda";
+    if on_device_greedy {
+        // The engine's greedy loop (argmax on the device, the host one step ahead): the same tokens
+        // and the same stopping rules as the loop below, without a logits copy per token.
+        if let Some(l) = logits.take() {
+            let first = sampler::argmax(&l);
+            if accept(first, cache.len())? {
+                let mut len = cache.len();
+                let mut failed = None;
+                let room = opts.max_new_tokens.saturating_sub(1);
+                model.decode_greedy(&mut cache, first, room, &mut |id| {
+                    len += 1;
+                    match accept(id, len) {
+                        Ok(more) => more,
+                        Err(e) => {
+                            failed = Some(e);
+                            false
+                        }
+                    }
+                })?;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+            }
         }
-        logits = Some(model.forward(&mut cache, &[id])?);
+    } else {
+        while let Some(l) = logits.take() {
+            if cancel.load(Ordering::Relaxed) {
+                finish = FinishReason::Cancelled;
+                break;
+            }
+            let id = sampler::sample(&l, &opts.sampler, &mut rng);
+            if accept(id, cache.len())? {
+                logits = Some(model.forward(&mut cache, &[id])?);
+            }
+        }
     }
     if matches!(finish, FinishReason::Length | FinishReason::Eos) {
         let tail = detok.flush(&model.tokenizer)?;

@@ -3,7 +3,7 @@
 //! ```text
 //! viva-bench MODEL [--backend auto|cpu|cuda] [--weights auto|bf16|fp8] [--fp8-block 16|32|64|128]
 //!            [--prompt-len 128] [--new 256] [--prefill-len 512] [--api-steps 32] [--agree N]
-//!            [--label NAME] [--json FILE] [--profile]
+//!            [--agree-prompt 16] [--label NAME] [--json FILE] [--profile]
 //! ```
 //! Prints decode tok/s and ms/token (greedy, argmax on the device), the implied weight bandwidth
 //! (weight bytes streamed per token / time per token), the per-token time of the logits-returning
@@ -24,13 +24,14 @@ struct Args {
     prefill_len: usize,
     api_steps: usize,
     agree: usize,
+    agree_prompt: usize,
     label: String,
     json: Option<PathBuf>,
     profile: bool,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: viva-bench MODEL [--backend B] [--weights W] [--fp8-block N] [--prompt-len N] [--new N] [--prefill-len N] [--api-steps N] [--agree N] [--label S] [--json FILE] [--profile]");
+    eprintln!("usage: viva-bench MODEL [--backend B] [--weights W] [--fp8-block N] [--prompt-len N] [--new N] [--prefill-len N] [--api-steps N] [--agree N] [--agree-prompt N] [--label S] [--json FILE] [--profile]");
     std::process::exit(2)
 }
 
@@ -45,6 +46,7 @@ fn parse() -> Result<Args, String> {
         prefill_len: 512,
         api_steps: 32,
         agree: 0,
+        agree_prompt: 16,
         label: String::new(),
         json: None,
         profile: false,
@@ -62,6 +64,7 @@ fn parse() -> Result<Args, String> {
             "--prefill-len" => a.prefill_len = num(val()?)?,
             "--api-steps" => a.api_steps = num(val()?)?,
             "--agree" => a.agree = num(val()?)?,
+            "--agree-prompt" => a.agree_prompt = num(val()?)?.max(1),
             "--label" => a.label = val()?,
             "--json" => a.json = Some(PathBuf::from(val()?)),
             "--profile" => a.profile = true,
@@ -114,7 +117,7 @@ fn run(a: &Args) -> viva_core::Result<()> {
     let model = Model::load(&a.model, LoadOptions { backend: a.backend, weights: a.weights })?;
     let load_s = t0.elapsed().as_secs_f64();
     let cfg = &model.config;
-    let block = std::env::var("VIVA_TENSOR_FP8_BLOCK").unwrap_or_else(|_| "16".into());
+    let block = std::env::var("VIVA_TENSOR_FP8_BLOCK").unwrap_or_else(|_| "64".into());
     let variant = match model.weight_format() {
         WeightFormat::Fp8 => format!("{}:fp8/b{block}", model.backend_name()),
         w => format!("{}:{}", model.backend_name(), w.name()),
@@ -239,7 +242,7 @@ fn run(a: &Args) -> viva_core::Result<()> {
 /// both models see the same tokens; returns (top-1 agreement, (mean, max) relative L2 logits error).
 fn agreement(a: &Args, model: &Model) -> viva_core::Result<(f64, (f64, f64))> {
     let cpu = Model::load(&a.model, LoadOptions { backend: BackendKind::Cpu, weights: WeightFormat::F32 })?;
-    let ids = prompt(16.min(cpu.config.max_position_embeddings / 2), cpu.config.vocab_size, 3);
+    let ids = prompt(a.agree_prompt.min(cpu.config.max_position_embeddings / 2), cpu.config.vocab_size, 3);
     let mut cc = cpu.new_cache()?;
     let mut gc = model.new_cache()?;
     let mut lc = cpu.forward(&mut cc, &ids)?;

@@ -77,6 +77,9 @@ pub struct Kernels {
     pub attn_bf16: CudaFunction,
     pub rope_f32: CudaFunction,
     pub rope_bf16: CudaFunction,
+    /// GQA attention (one block per KV head and split): f32 / bf16 KV cache.
+    pub gqa_f32: CudaFunction,
+    pub gqa_bf16: CudaFunction,
 }
 
 /// One GPU: context, kernels and the facts the launch shapes depend on.
@@ -160,6 +163,8 @@ impl Device {
             attn_bf16: f("attention_bf16kv")?,
             rope_f32: f("rope_kv_f32kv")?,
             rope_bf16: f("rope_kv_bf16kv")?,
+            gqa_f32: f("attn_gqa_f32kv")?,
+            gqa_bf16: f("attn_gqa_bf16kv")?,
         };
         // The GEMV stages its input row (Kp f32) in dynamic shared memory: allow the device's maximum.
         let static_smem = 2048;
