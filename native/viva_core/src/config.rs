@@ -57,9 +57,7 @@ fn opt_usize(obj: &serde_json::Map<String, Value>, key: &str) -> Result<Option<u
 fn as_pos_usize(v: &Value, key: &str) -> Result<usize> {
     match v.as_u64() {
         Some(n) if n > 0 => Ok(n as usize),
-        _ => Err(Error::InvalidConfig(format!(
-            "config.json: `{key}` must be a positive integer, got {v}"
-        ))),
+        _ => Err(Error::InvalidConfig(format!("config.json: `{key}` must be a positive integer, got {v}"))),
     }
 }
 
@@ -68,18 +66,17 @@ fn opt_f64(obj: &serde_json::Map<String, Value>, key: &str) -> Result<Option<f64
         None => Ok(None),
         Some(v) => match v.as_f64() {
             Some(x) if x.is_finite() && x > 0.0 => Ok(Some(x)),
-            _ => Err(Error::InvalidConfig(format!(
-                "config.json: `{key}` must be a positive number, got {v}"
-            ))),
+            _ => Err(Error::InvalidConfig(format!("config.json: `{key}` must be a positive number, got {v}"))),
         },
     }
 }
 
 fn token_ids(v: Option<&Value>, key: &str) -> Result<Vec<u32>> {
     let one = |x: &Value| -> Result<u32> {
-        x.as_u64().filter(|n| *n <= u32::MAX as u64).map(|n| n as u32).ok_or_else(|| {
-            Error::InvalidConfig(format!("config.json: `{key}` must be a token id, got {x}"))
-        })
+        x.as_u64()
+            .filter(|n| *n <= u32::MAX as u64)
+            .map(|n| n as u32)
+            .ok_or_else(|| Error::InvalidConfig(format!("config.json: `{key}` must be a token id, got {x}")))
     };
     match v {
         None => Ok(vec![]),
@@ -92,25 +89,20 @@ impl Config {
     /// Reads and validates `config.json` at `path`.
     pub fn from_file(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                Error::InvalidConfig(format!("{}: config.json not found", path.display()))
-            }
+            std::io::ErrorKind::NotFound => Error::InvalidConfig(format!("{}: config.json not found", path.display())),
             _ => Error::io(path, e),
         })?;
-        Config::from_json_str(&text)
-            .map_err(|e| match e {
-                Error::InvalidConfig(m) => Error::InvalidConfig(format!("{}: {m}", path.display())),
-                other => other,
-            })
+        Config::from_json_str(&text).map_err(|e| match e {
+            Error::InvalidConfig(m) => Error::InvalidConfig(format!("{}: {m}", path.display())),
+            other => other,
+        })
     }
 
     /// Parses and validates a `config.json` text.
     pub fn from_json_str(text: &str) -> Result<Config> {
         let v: Value = serde_json::from_str(text)
             .map_err(|e| Error::InvalidConfig(format!("config.json is not valid JSON: {e}")))?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| Error::InvalidConfig("config.json: expected a JSON object".into()))?;
+        let obj = v.as_object().ok_or_else(|| Error::InvalidConfig("config.json: expected a JSON object".into()))?;
         if let Some(mt) = field(obj, "model_type").and_then(Value::as_str) {
             const LLAMA_LIKE: [&str; 3] = ["llama", "mistral", "qwen2"];
             if !LLAMA_LIKE.contains(&mt) {
@@ -121,12 +113,16 @@ impl Config {
         }
         for flag in ["attention_bias", "mlp_bias"] {
             if field(obj, flag) == Some(&Value::Bool(true)) {
-                return Err(Error::InvalidConfig(format!("config.json: `{flag}: true` is not supported (Llama has no biases)")));
+                return Err(Error::InvalidConfig(format!(
+                    "config.json: `{flag}: true` is not supported (Llama has no biases)"
+                )));
             }
         }
         if let Some(act) = field(obj, "hidden_act").and_then(Value::as_str) {
             if act != "silu" {
-                return Err(Error::InvalidConfig(format!("config.json: hidden_act `{act}` is not supported (only silu)")));
+                return Err(Error::InvalidConfig(format!(
+                    "config.json: hidden_act `{act}` is not supported (only silu)"
+                )));
             }
         }
         let hidden_size = req_usize(obj, "hidden_size")?;
@@ -197,12 +193,20 @@ impl Config {
                     }
                 }
             }
-            Some(v) => return Err(Error::InvalidConfig(format!("config.json: rope_scaling must be an object or null, got {v}"))),
+            Some(v) => {
+                return Err(Error::InvalidConfig(format!(
+                    "config.json: rope_scaling must be an object or null, got {v}"
+                )))
+            }
         };
         let tie_word_embeddings = match field(obj, "tie_word_embeddings") {
             None => false,
             Some(Value::Bool(b)) => *b,
-            Some(v) => return Err(Error::InvalidConfig(format!("config.json: tie_word_embeddings must be a boolean, got {v}"))),
+            Some(v) => {
+                return Err(Error::InvalidConfig(format!(
+                    "config.json: tie_word_embeddings must be a boolean, got {v}"
+                )))
+            }
         };
         let bos = token_ids(field(obj, "bos_token_id"), "bos_token_id")?;
         let eos_token_ids = token_ids(field(obj, "eos_token_id"), "eos_token_id")?;
@@ -277,7 +281,8 @@ mod tests {
 
     #[test]
     fn eos_list_and_explicit_head_dim() {
-        let c = Config::from_json_str(&BASE.replace("\"eos_token_id\":2", "\"eos_token_id\":[2,7],\"head_dim\":16")).unwrap();
+        let c = Config::from_json_str(&BASE.replace("\"eos_token_id\":2", "\"eos_token_id\":[2,7],\"head_dim\":16"))
+            .unwrap();
         assert_eq!(c.eos_token_ids, vec![2, 7]);
         assert_eq!(c.head_dim, 16);
     }
@@ -297,10 +302,12 @@ mod tests {
         let raw = 1.0f64 / 500000f64.powf(126.0 / 128.0);
         assert!(((inv[63] as f64) - raw / 8.0).abs() / (raw / 8.0) < 1e-5);
         // A band-middle index: wavelen between 2048 and 8192 gets the smooth blend.
-        let i = (0..64).find(|&i| {
-            let w = 2.0 * std::f64::consts::PI * 500000f64.powf(2.0 * i as f64 / 128.0);
-            w > 2048.0 && w < 8192.0
-        }).unwrap();
+        let i = (0..64)
+            .find(|&i| {
+                let w = 2.0 * std::f64::consts::PI * 500000f64.powf(2.0 * i as f64 / 128.0);
+                w > 2048.0 && w < 8192.0
+            })
+            .unwrap();
         let raw = 1.0f64 / 500000f64.powf(2.0 * i as f64 / 128.0);
         let w = 2.0 * std::f64::consts::PI / raw;
         let s = (8192.0 / w - 1.0) / 3.0;
@@ -316,7 +323,10 @@ mod tests {
             (r#"{"hidden_size":64}"#, "intermediate_size"),
             (&BASE.replace("\"num_key_value_heads\":4", "\"num_key_value_heads\":3"), "multiple"),
             (&BASE.replace("\"hidden_size\":64", "\"hidden_size\":-64"), "hidden_size"),
-            (&BASE.replace("\"tie_word_embeddings\":true", "\"rope_scaling\":{\"type\":\"yarn\",\"factor\":2.0}"), "yarn"),
+            (
+                &BASE.replace("\"tie_word_embeddings\":true", "\"rope_scaling\":{\"type\":\"yarn\",\"factor\":2.0}"),
+                "yarn",
+            ),
         ];
         for (text, needle) in cases {
             let err = Config::from_json_str(text).unwrap_err();

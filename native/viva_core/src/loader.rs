@@ -31,12 +31,7 @@ pub fn resolve(path: &Path) -> Result<CheckpointPaths> {
         let files = if name.ends_with(".json") { shards_from_index(path)? } else { vec![path.to_path_buf()] };
         (dir, files)
     };
-    Ok(CheckpointPaths {
-        config: dir.join("config.json"),
-        tokenizer: dir.join("tokenizer.json"),
-        dir,
-        weight_files,
-    })
+    Ok(CheckpointPaths { config: dir.join("config.json"), tokenizer: dir.join("tokenizer.json"), dir, weight_files })
 }
 
 fn weights_in_dir(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -67,9 +62,10 @@ fn shards_from_index(index: &Path) -> Result<Vec<PathBuf>> {
     let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::InvalidSafetensors(format!("{}: not valid JSON: {e}", index.display())))?;
-    let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| {
-        Error::InvalidSafetensors(format!("{}: no `weight_map` object", index.display()))
-    })?;
+    let map = v
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| Error::InvalidSafetensors(format!("{}: no `weight_map` object", index.display())))?;
     let dir = index.parent().unwrap_or(Path::new("."));
     let mut files: Vec<PathBuf> = Vec::new();
     for (tensor, file) in map {
@@ -125,9 +121,8 @@ impl TensorStore {
             // SAFETY: the mapping is read-only; a checkpoint modified while loaded is the user's problem,
             // exactly as with every other mmap-based loader.
             let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-            let st = SafeTensors::deserialize(&mmap).map_err(|e| {
-                Error::InvalidSafetensors(format!("{}: {}", path.display(), describe_st_error(&e)))
-            })?;
+            let st = SafeTensors::deserialize(&mmap)
+                .map_err(|e| Error::InvalidSafetensors(format!("{}: {}", path.display(), describe_st_error(&e))))?;
             let base = mmap.as_ptr() as usize;
             for (name, view) in st.tensors() {
                 let dtype = match view.dtype() {

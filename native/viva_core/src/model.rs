@@ -119,10 +119,9 @@ impl Model {
         let paths = loader::resolve(path)?;
         let config = Config::from_file(&paths.config)?;
         let tokenizer = Tokenizer::from_path(&paths.tokenizer).map_err(|e| match e {
-            Error::NotFound(_) => Error::NotFound(format!(
-                "{}: tokenizer.json not found beside the weights",
-                paths.tokenizer.display()
-            )),
+            Error::NotFound(_) => {
+                Error::NotFound(format!("{}: tokenizer.json not found beside the weights", paths.tokenizer.display()))
+            }
             other => other,
         })?;
         let store = TensorStore::open(&paths.weight_files)?;

@@ -27,7 +27,16 @@ pub struct Shape {
 impl Shape {
     /// The demo's default: small enough for every backend, big enough to be a real transformer.
     pub fn demo() -> Shape {
-        Shape { hidden: 256, intermediate: 688, layers: 4, heads: 8, kv_heads: 4, vocab: 640, max_pos: 2048, tie_embeddings: false }
+        Shape {
+            hidden: 256,
+            intermediate: 688,
+            layers: 4,
+            heads: 8,
+            kv_heads: 4,
+            vocab: 640,
+            max_pos: 2048,
+            tie_embeddings: false,
+        }
     }
 }
 
@@ -113,7 +122,13 @@ fn tensors(shape: &Shape, seed: u64, word_rows: (usize, usize)) -> Vec<(String, 
     let hd = shape.hidden / shape.heads;
     let (h, q, kv, i) = (shape.hidden, shape.heads * hd, shape.kv_heads * hd, shape.intermediate);
     let mut out = Vec::new();
-    fn mat(out: &mut Vec<(String, Vec<usize>, Vec<f32>)>, name: String, dims: Vec<usize>, scale: f32, rng: &mut SplitMix) {
+    fn mat(
+        out: &mut Vec<(String, Vec<usize>, Vec<f32>)>,
+        name: String,
+        dims: Vec<usize>,
+        scale: f32,
+        rng: &mut SplitMix,
+    ) {
         let n: usize = dims.iter().product();
         let v: Vec<f32> = (0..n).map(|_| rng.uniform() * scale).collect();
         out.push((name, dims, v));
@@ -167,7 +182,7 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]
         offset += len;
     }
     let mut h = serde_json::Value::Object(header).to_string().into_bytes();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let io = |e| Error::io(path, e);
@@ -195,7 +210,7 @@ pub fn write_checkpoint(dir: &Path, shape: &Shape, seed: u64, dtype: StoredDtype
     if shape.vocab < tok_vocab {
         return Err(Error::InvalidOption(format!("vocab {} is smaller than the tokenizer's {tok_vocab}", shape.vocab)));
     }
-    if shape.hidden % shape.heads != 0 || shape.heads % shape.kv_heads != 0 {
+    if !shape.hidden.is_multiple_of(shape.heads) || !shape.heads.is_multiple_of(shape.kv_heads) {
         return Err(Error::InvalidOption("hidden must divide by heads, heads by kv_heads".into()));
     }
     let torch_dtype = match dtype {

@@ -21,8 +21,7 @@ impl Tokenizer {
             }
             _ => Error::io(&file, e),
         })?;
-        Tokenizer::from_bytes(&bytes)
-            .map_err(|e| Error::InvalidTokenizer(format!("{}: {e}", file.display())))
+        Tokenizer::from_bytes(&bytes).map_err(|e| Error::InvalidTokenizer(format!("{}: {e}", file.display())))
     }
 
     /// Parses a `tokenizer.json` document.
@@ -104,6 +103,10 @@ impl Detokenizer {
         let new = tok.decode_known(&self.ids[self.prefix..], true)?;
         self.prefix = self.ids.len();
         self.read = self.ids.len();
-        Ok(if new.len() > old.len() && new.is_char_boundary(old.len()) { new[old.len()..].to_string() } else { String::new() })
+        Ok(if new.len() > old.len() && new.is_char_boundary(old.len()) {
+            new[old.len()..].to_string()
+        } else {
+            String::new()
+        })
     }
 }

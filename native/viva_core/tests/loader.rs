@@ -13,7 +13,16 @@ fn fixtures() -> PathBuf {
 }
 
 fn tiny() -> Shape {
-    Shape { hidden: 32, intermediate: 48, layers: 2, heads: 4, kv_heads: 2, vocab: 600, max_pos: 64, tie_embeddings: false }
+    Shape {
+        hidden: 32,
+        intermediate: 48,
+        layers: 2,
+        heads: 4,
+        kv_heads: 2,
+        vocab: 600,
+        max_pos: 64,
+        tie_embeddings: false,
+    }
 }
 
 fn load(p: &Path) -> Result<Model, Error> {
@@ -49,11 +58,7 @@ fn single_sharded_folder_file_and_index_paths_give_the_same_model() {
     write_checkpoint(&sharded, &tiny(), 9, StoredDtype::F32, 3).unwrap();
     let ids = [1u32, 17, 300, 42];
     let want = logits(&load(&single).unwrap(), &ids);
-    for p in [
-        single.join("model.safetensors"),
-        sharded.clone(),
-        sharded.join("model.safetensors.index.json"),
-    ] {
+    for p in [single.join("model.safetensors"), sharded.clone(), sharded.join("model.safetensors.index.json")] {
         assert_eq!(logits(&load(&p).unwrap(), &ids), want, "{}", p.display());
     }
 }
@@ -122,7 +127,7 @@ fn rewrite_header(path: &Path, edit: impl Fn(&mut serde_json::Value)) {
     let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     edit(&mut header);
     let mut h = header.to_string().into_bytes();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
@@ -229,7 +234,8 @@ fn the_demo_checkpoint_loads_and_generates_words() {
     let ids = m.tokenizer.encode("once upon a time", true).unwrap();
     assert_eq!(ids[0], 1, "BOS from the post-processor");
     let opts = viva_core::GenOpts { max_new_tokens: 8, stop_on_eos: false, ..Default::default() };
-    let stats = viva_core::generate(&m, &ids, &opts, &std::sync::atomic::AtomicBool::new(false), &mut |_, _| true).unwrap();
+    let stats =
+        viva_core::generate(&m, &ids, &opts, &std::sync::atomic::AtomicBool::new(false), &mut |_, _| true).unwrap();
     assert_eq!(stats.tokens.len(), 8);
     assert_eq!(m.tokenizer.decode_known(&stats.tokens, true).unwrap(), stats.text);
 }

@@ -71,9 +71,7 @@ fn generate_start<'a>(
             let mut send = |build: &dyn for<'b> Fn(Env<'b>) -> Term<'b>| -> bool {
                 ref_env.run(|renv| {
                     let r = saved_ref.load(renv);
-                    msg_env
-                        .send_and_clear(&pid, |e| (atoms::viva_tensor(), r.in_env(e), build(e)).encode(e))
-                        .is_ok()
+                    msg_env.send_and_clear(&pid, |e| (atoms::viva_tensor(), r.in_env(e), build(e)).encode(e)).is_ok()
                 })
             };
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -2,8 +2,8 @@
 
 use crate::error::{NifError, NifResult};
 use crate::model::ModelResource;
-use std::sync::Mutex;
 use rustler::{Binary, Env, OwnedBinary, ResourceArc};
+use std::sync::Mutex;
 
 pub struct KvCacheResource {
     cache: Mutex<viva_core::KvCache>,

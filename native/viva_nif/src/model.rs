@@ -34,8 +34,14 @@ fn model_info<'a>(env: Env<'a>, model: ResourceArc<ModelResource>) -> Term<'a> {
         None => atoms::undefined().encode(env),
     };
     let pairs: Vec<(Term<'a>, Term<'a>)> = vec![
-        (atoms::backend().encode(env), Atom::from_str(env, m.backend_name()).map_or(atoms::nil().encode(env), |a| a.encode(env))),
-        (atoms::weights().encode(env), Atom::from_str(env, m.weight_format().name()).map_or(atoms::nil().encode(env), |a| a.encode(env))),
+        (
+            atoms::backend().encode(env),
+            Atom::from_str(env, m.backend_name()).map_or(atoms::nil().encode(env), |a| a.encode(env)),
+        ),
+        (
+            atoms::weights().encode(env),
+            Atom::from_str(env, m.weight_format().name()).map_or(atoms::nil().encode(env), |a| a.encode(env)),
+        ),
         (atoms::vocab_size().encode(env), c.vocab_size.encode(env)),
         (atoms::hidden_size().encode(env), c.hidden_size.encode(env)),
         (atoms::num_layers().encode(env), c.num_layers.encode(env)),

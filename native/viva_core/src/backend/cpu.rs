@@ -121,7 +121,12 @@ impl CpuModel {
         let mut cos = vec![0f32; t * half];
         let mut sin = vec![0f32; t * half];
         for i in 0..t {
-            rope_cos_sin(p0 + i, &self.inv_freq, &mut cos[i * half..(i + 1) * half], &mut sin[i * half..(i + 1) * half]);
+            rope_cos_sin(
+                p0 + i,
+                &self.inv_freq,
+                &mut cos[i * half..(i + 1) * half],
+                &mut sin[i * half..(i + 1) * half],
+            );
         }
 
         let mut xn = vec![0f32; t * h];

@@ -29,9 +29,7 @@ fn run(args: &[String]) -> Result<String, String> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut num = |name: &str| -> Result<usize, String> {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| format!("{name} needs a positive integer"))
+            it.next().and_then(|v| v.parse().ok()).ok_or_else(|| format!("{name} needs a positive integer"))
         };
         match a.as_str() {
             "--hidden" => shape.hidden = num(a)?,
