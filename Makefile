@@ -57,7 +57,7 @@ test-rust:
 test-eunit: deps-beam
 	@echo "== EUnit (pure-BEAM modules) =="
 	@rm -rf build/eunit && mkdir -p build/eunit
-	erlc -o build/eunit src/*.erl test/*_tests.erl
+	erlc -o build/eunit src/*.erl test/*_tests.erl test/viva_tensor_fixtures.erl
 	erl -noshell -pa build/eunit -eval 'Mods = [list_to_atom(filename:basename(F, ".erl")) || F <- filelib:wildcard("test/*_tests.erl")], case eunit:test(Mods, []) of ok -> halt(0); _ -> halt(1) end.'
 
 test-gleam: deps-gleam

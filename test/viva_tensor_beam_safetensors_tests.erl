@@ -20,16 +20,7 @@
 %% @doc The fixtures folder: $VIVA_TENSOR_FIXTURES, else ../shared/fixtures
 %% relative to the repo root (the working directory of the test run, or two
 %% levels above this test's source file).
-fixtures() ->
-    Src = proplists:get_value(source, ?MODULE:module_info(compile), "."),
-    Candidates =
-        [D || D <- [os:getenv("VIVA_TENSOR_FIXTURES")], D =/= false] ++
-        [filename:absname("../shared/fixtures"),
-         filename:join([filename:dirname(Src), "..", "..", "shared", "fixtures"])],
-    case [D || D <- Candidates, filelib:is_dir(filename:join(D, "stories260k"))] of
-        [D | _] -> D;
-        [] -> error({fixtures_not_found, Candidates})
-    end.
+fixtures() -> viva_tensor_fixtures:dir().
 
 fixture(Name) -> filename:join(fixtures(), Name).
 

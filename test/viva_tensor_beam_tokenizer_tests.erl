@@ -18,19 +18,7 @@
 %% Helpers
 %%====================================================================
 
-fixtures_dir() ->
-    case os:getenv("VIVA_TENSOR_FIXTURES") of
-        Dir when is_list(Dir), Dir =/= "" ->
-            Dir;
-        _ ->
-            Src = proplists:get_value(source, ?MODULE:module_info(compile)),
-            Root = filename:dirname(filename:dirname(Src)),
-            Candidate = filename:join([Root, "..", "shared", "fixtures"]),
-            case filelib:is_dir(Candidate) of
-                true -> Candidate;
-                false -> filename:join(["..", "shared", "fixtures"])
-            end
-    end.
+fixtures_dir() -> viva_tensor_fixtures:dir().
 
 fixture_path(Rel) ->
     unicode:characters_to_binary(filename:join(fixtures_dir(), Rel)).

@@ -14,19 +14,7 @@
 %% Fixtures helper
 %%--------------------------------------------------------------------
 
-fixtures_dir() ->
-    case os:getenv("VIVA_TENSOR_FIXTURES") of
-        Dir when is_list(Dir), Dir =/= "" ->
-            Dir;
-        _ ->
-            Src = proplists:get_value(source, ?MODULE:module_info(compile)),
-            Root = filename:dirname(filename:dirname(Src)),
-            Candidate = filename:join([Root, "..", "shared", "fixtures"]),
-            case filelib:is_dir(Candidate) of
-                true -> Candidate;
-                false -> filename:join(["..", "shared", "fixtures"])
-            end
-    end.
+fixtures_dir() -> viva_tensor_fixtures:dir().
 
 fixture(Rel) ->
     {ok, Bin} = file:read_file(filename:join(fixtures_dir(), Rel)),
