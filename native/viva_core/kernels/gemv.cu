@@ -13,6 +13,11 @@
 //
 // Epilogue (mode): 0 y[n] = acc; 1 y[n] += acc (residual add); 2 rows interleaved (gate_j, up_j):
 // y[n / 2] = silu(acc[n]) * acc[n + 1]  (HF: act_fn(gate_proj(x)) * up_proj(x)).
+//
+// Fused norm statistics (v6, default in decode; VIVA_TENSOR_NORM_FUSE=0 turns it off): ss_out != 0 (mode 1 only): every block adds the sum
+// of squares of the rows it just finished (y after the residual add) into *ss_out with one atomic per
+// warp, so that the consumer GEMV (ss_in = the same slot) reads sum(x²) instead of reducing x itself.
+// The slots are zeroed once per step by embed_rows (which writes slot 0 for the first layer).
 
 #define GV_THREADS 256
 
@@ -41,7 +46,8 @@ template <bool FP8, int RW>
 __device__ __forceinline__ void gemv_body(const u8* __restrict__ W, const float* __restrict__ S, int qblock, int N,
                                           int K, int Kp, const float* __restrict__ x,
                                           const float* __restrict__ norm_w, float eps, int a16,
-                                          float* __restrict__ y, int mode, int wk, int pf) {
+                                          float* __restrict__ y, int mode, int wk, int pf,
+                                          const float* __restrict__ ss_in, float* __restrict__ ss_out) {
   extern __shared__ float4 xs4[];
   __shared__ float red[32];
   __shared__ float part[8 * RW];
@@ -88,7 +94,9 @@ __device__ __forceinline__ void gemv_body(const u8* __restrict__ W, const float*
   PDL_WAIT();
 
   float rs = 1.f;
-  if (norm_w) {
+  if (norm_w && ss_in) {
+    rs = 1.0f / sqrtf(__ldcg(ss_in) / (float)K + eps);
+  } else if (norm_w) {
     float ss = 0.f;
     for (int k = tid; k < K; k += GV_THREADS) {
       const float v = x[k];
@@ -181,11 +189,19 @@ __device__ __forceinline__ void gemv_body(const u8* __restrict__ W, const float*
       if (mode == 0) {
         y[n] = v;
       } else if (mode == 1) {
-        y[n] += v;
+        const float nv = y[n] + v;
+        y[n] = nv;
+        fin[tid] = nv;
       } else if ((tid & 1) == 0) {
         y[n >> 1] = silu_mul(v, fin[tid + 1]);
       }
     }
+  }
+  if (ss_out && mode == 1 && tid < 64) {  // rpb <= 64: whole warps 0-1, lanes past rpb add 0
+    const int n = blockIdx.x * rpb + tid;
+    const float nv = (tid < rpb && n < N) ? fin[tid] : 0.f;
+    const float q = warp_sum(nv * nv);
+    if (lane == 0) atomicAdd(ss_out, q);
   }
 }
 
@@ -194,8 +210,8 @@ __device__ __forceinline__ void gemv_body(const u8* __restrict__ W, const float*
 #define GEMV_ENTRY(name, FP8, RW, MINB)                                                                         \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, MINB)                                                \
       name(const u8* W, const float* S, int qblock, int N, int K, int Kp, const float* x, const float* norm_w,  \
-           float eps, int a16, float* y, int mode, int wk, int pf) {                                                     \
-    gemv_body<FP8, RW>(W, S, qblock, N, K, Kp, x, norm_w, eps, a16, y, mode, wk, pf);                                \
+           float eps, int a16, float* y, int mode, int wk, int pf, const float* ss_in, float* ss_out) {        \
+    gemv_body<FP8, RW>(W, S, qblock, N, K, Kp, x, norm_w, eps, a16, y, mode, wk, pf, ss_in, ss_out);           \
   }
 GEMV_ENTRY(gemv_bf16_r4, false, 4, 3)
 GEMV_ENTRY(gemv_bf16_r8, false, 8, 1)

@@ -1,13 +1,43 @@
 // Small kernels of the forward pass: embedding gather, row RMSNorm (prefill), greedy argmax.
 
 // x[t, :] = embed[ids[t], :] (bf16 table -> f32). Grid T, 256 threads.
+// ss != 0 (decode, T = 1, fused norm statistics, see gemv.cu): ss[0] = sum(x²), ss[1 .. nss) = 0.
 extern "C" __global__ void embed_rows(const u16* __restrict__ emb, const int* __restrict__ ids, int H,
-                                      float* __restrict__ x) {
+                                      float* __restrict__ x, float* __restrict__ ss, int nss) {
+  __shared__ float red[32];
   PDL_LAUNCH();
   PDL_WAIT();
   const int t = blockIdx.x;
   const size_t id = (size_t)ids[t];
-  for (int i = threadIdx.x; i < H; i += blockDim.x) x[(size_t)t * H + i] = bf16_to_f32(emb[id * H + i]);
+  float q = 0.f;
+  for (int i = threadIdx.x; i < H; i += blockDim.x) {
+    const float v = bf16_to_f32(emb[id * H + i]);
+    x[(size_t)t * H + i] = v;
+    q = fmaf(v, v, q);
+  }
+  if (ss) {
+    for (int i = 1 + threadIdx.x; i < nss; i += blockDim.x) ss[i] = 0.f;
+    q = block_sum(q, red);
+    if (threadIdx.x == 0) ss[0] = q;
+  }
+}
+
+// Grid-wide barrier cost probe (docs/gpu.md, v6): `iters` barriers of all blocks (one monotonic counter,
+// zeroed by the host; the grid must be co-resident). Timed from the host with events.
+extern "C" __global__ void grid_barrier_probe(unsigned* bar, int iters) {
+  for (int i = 1; i <= iters; ++i) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      __threadfence();
+      atomicAdd(bar, 1u);
+      const unsigned target = (unsigned)i * gridDim.x;
+      unsigned v;
+      do {
+        asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory");
+      } while (v < target);
+    }
+    __syncthreads();
+  }
 }
 
 // out[t, :] = w * (x[t, :] * rsqrt(mean(x[t, :]²) + eps)), then bf16-rounded when a16. Grid T, 256 threads.

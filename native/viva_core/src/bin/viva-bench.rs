@@ -5,6 +5,7 @@
 //!            [--prompt-len 128] [--new 256] [--prefill-len 512] [--api-steps 32] [--agree N]
 //!            [--agree-prompt 16] [--label NAME] [--json FILE] [--profile]
 //! ```
+//! `viva-bench --barrier-probe` instead prints the cost of one grid-wide barrier on the CUDA device.
 //! Prints decode tok/s and ms/token (greedy, argmax on the device), the implied weight bandwidth
 //! (weight bytes streamed per token / time per token), the per-token time of the logits-returning
 //! `forward` API, and the prefill time of `--prefill-len` tokens. `--agree N` also loads the CPU f32
@@ -94,6 +95,20 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    // `viva-bench --barrier-probe`: cost of one grid-wide barrier on the CUDA device (docs/gpu.md, v6).
+    #[cfg(feature = "cuda")]
+    if std::env::args().any(|x| x == "--barrier-probe") {
+        for bps in [1usize, 2, 4] {
+            match viva_core::backend::cuda::grid_barrier_us(bps, 2000) {
+                Ok(us) => println!("grid barrier: {bps} block(s) of 256 threads per SM: {us:.3} us per barrier"),
+                Err(e) => {
+                    eprintln!("viva-bench: barrier probe: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        return;
+    }
     let a = match parse() {
         Ok(a) => a,
         Err(e) => {

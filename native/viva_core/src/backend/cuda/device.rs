@@ -68,6 +68,7 @@ pub struct Kernels {
     pub embed: CudaFunction,
     pub rmsnorm: CudaFunction,
     pub argmax: CudaFunction,
+    pub barrier_probe: CudaFunction,
     /// [rows per warp 4, 8]
     pub gemv_bf16: [CudaFunction; 2],
     pub gemv_fp8: [CudaFunction; 2],
@@ -155,6 +156,7 @@ impl Device {
             embed: f("embed_rows")?,
             rmsnorm: f("rmsnorm_rows")?,
             argmax: f("argmax_step")?,
+            barrier_probe: f("grid_barrier_probe")?,
             gemv_bf16: [f("gemv_bf16_r4")?, f("gemv_bf16_r8")?],
             gemv_fp8: [f("gemv_fp8_r4")?, f("gemv_fp8_r8")?],
             gemm_bf16: f("gemm_bf16")?,

@@ -43,6 +43,35 @@ pub fn free_device_memory() -> Result<usize> {
     })
 }
 
+/// Cost of one grid-wide barrier (µs) with `blocks_per_sm` x SMs blocks of 256 threads, from the time
+/// of `iters` barriers in one kernel minus the time of one (kernels/misc.cu `grid_barrier_probe`):
+/// the number a persistent decode kernel pays per stage (docs/gpu.md, v6).
+pub fn grid_barrier_us(blocks_per_sm: usize, iters: usize) -> Result<f64> {
+    let d = device::device()?;
+    guard("CUDA grid barrier probe", || {
+        d.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+        let s = d.ctx.new_stream().map_err(|e| drv("stream creation", e))?;
+        let blocks = (blocks_per_sm.clamp(1, 8) * d.sms) as u32;
+        let iters = iters.max(2);
+        let time = |n: usize| -> Result<f64> {
+            let bar = Buf::zeros(&s, 16)?;
+            let ev = |_: ()| d.ctx.new_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT)).map_err(|e| drv("event", e));
+            let (a, b) = (ev(())?, ev(())?);
+            a.record(&s).map_err(|e| drv("event record", e))?;
+            d.launch(&s, &d.k.barrier_probe, (blocks, 1, 1), 256, 0, &[Arg::P(bar.ptr), Arg::I(n as i32)])?;
+            b.record(&s).map_err(|e| drv("event record", e))?;
+            s.synchronize().map_err(|e| drv("barrier probe", e))?;
+            Ok(f64::from(a.elapsed_ms(&b).map_err(|e| drv("event timing", e))?) * 1e3)
+        };
+        time(iters)?; // warm-up
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            best = best.min((time(iters)? - time(1)?) / (iters - 1) as f64);
+        }
+        Ok(best)
+    })
+}
+
 /// Does the default device have FP8 conversion hardware (sm_89+), i.e. is `fp8` the natural default?
 pub fn prefers_fp8() -> bool {
     device::device().map(|d| d.cc >= (8, 9)).unwrap_or(false)
@@ -168,6 +197,9 @@ pub struct CudaModel {
     /// (`VIVA_TENSOR_ATTN=old`: the per-query-head kernel of v1-v3).
     gqa: bool,
     gqa_splits: usize,
+    /// Fused norm statistics in decode (default; `VIVA_TENSOR_NORM_FUSE=0` turns it off, see kernels/gemv.cu):
+    /// the residual GEMVs accumulate sum(x²) for the next RMSNorm, so the normed GEMVs skip their own reduction.
+    norm_fuse: bool,
 }
 
 /// Split-KV partial slots per (query row, head) of the GQA attention kernel (`GQ_MAX_SPLIT`).
@@ -225,6 +257,7 @@ pub struct CudaCache {
     po: Buf,  // f32 [heads, nsplit, head_dim]  split-KV partial outputs
     pml: Buf, // f32 [heads, nsplit, 2]         partial max / sum
     cnt: Buf, // i32 [heads]                    split completion counters
+    ss: Buf,  // f32 [2 layers + 1]               fused norm statistics (sum of squares per RMSNorm)
     pre: Option<Prefill>,
     graph: Option<Graph>,
     pinned: Option<Pinned>,
@@ -353,6 +386,9 @@ impl CudaModel {
             && hd * if format == Format::Bf16 { 4 } else { 2 } <= 512;
         // All GQA_MAX_SPLIT slots are launched; the kernel uses ceil(positions / 32) of them.
         let gqa_splits = GQA_MAX_SPLIT;
+        // On by default: measured 1.1% faster on an H100 with identical test results (docs/gpu.md, v6);
+        // `VIVA_TENSOR_NORM_FUSE=0` restores the per-block reduction.
+        let norm_fuse = env("VIVA_TENSOR_NORM_FUSE").is_none_or(|v| v != "0");
         Ok(CudaModel {
             dev,
             stream,
@@ -372,6 +408,7 @@ impl CudaModel {
             gemv_pf,
             gqa,
             gqa_splits,
+            norm_fuse,
         })
     }
 
@@ -427,6 +464,7 @@ impl CudaModel {
             po: f(c.num_heads * self.nsplit.max(GQA_MAX_SPLIT) * c.head_dim)?,
             pml: f(c.num_heads * self.nsplit.max(GQA_MAX_SPLIT) * 2)?,
             cnt: f(c.num_heads)?,
+            ss: f(2 * c.num_layers + 1)?,
             pre: None,
             graph: None,
             pinned: None,
@@ -579,7 +617,17 @@ impl CudaModel {
     }
 
     /// y (op)= W · x', x' optionally RMS-normalised with `norm` (see kernels/gemv.cu).
-    fn gemv(&self, s: &CudaStream, l: &Lin, x: u64, norm: Option<&Buf>, y: u64, mode: i32) -> Result<()> {
+    #[allow(clippy::too_many_arguments)]
+    fn gemv(
+        &self,
+        s: &CudaStream,
+        l: &Lin,
+        x: u64,
+        norm: Option<&Buf>,
+        y: u64,
+        mode: i32,
+        ss: (u64, u64),
+    ) -> Result<()> {
         let (fs, ch) = if self.fp8() { (&self.dev.k.gemv_fp8, 16) } else { (&self.dev.k.gemv_bf16, 8) };
         let rw = if self.gemv_rw8 { 8 } else { 4 };
         let f = &fs[usize::from(self.gemv_rw8)];
@@ -606,6 +654,8 @@ impl CudaModel {
             Arg::I(mode),
             Arg::I(wk as i32),
             Arg::I(self.gemv_pf as i32),
+            Arg::P(ss.0),
+            Arg::P(ss.1),
         ];
         self.dev.launch(s, f, (grid, 1, 1), 256, (l.kp * 4) as u32, &args)
     }
@@ -682,24 +732,34 @@ impl CudaModel {
             (1, 1, 1),
             256,
             0,
-            &[Arg::P(self.embed.ptr), Arg::P(c.step.ptr), Arg::I(h as i32), Arg::P(c.x.ptr)],
+            &[
+                Arg::P(self.embed.ptr),
+                Arg::P(c.step.ptr),
+                Arg::I(h as i32),
+                Arg::P(c.x.ptr),
+                Arg::P(if self.norm_fuse { c.ss.ptr } else { 0 }),
+                Arg::I(2 * cfg.num_layers as i32 + 1),
+            ],
         )?;
         mark("embed")?;
+        // Slot j of c.ss: sum(x²) for the j-th RMSNorm of the step (2 per layer, then the final norm).
+        let slot = |j: usize| if self.norm_fuse { c.ss.at(j * 4) } else { 0 };
         for (li, l) in self.layers.iter().enumerate() {
             // h = x + o_proj(attn(rope(q), rope(k), v)), q|k|v = qkv_proj(norm(x))
-            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0)?;
+            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, (slot(2 * li), 0))?;
             mark("norm+qkv gemv")?;
             self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true)?;
             mark("rope+kv+attention")?;
-            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1)?;
+            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)))?;
             mark("o gemv+residual")?;
             // x = h + down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
-            self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2)?;
+            self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2, (slot(2 * li + 1), 0))?;
             mark("norm+gate/up gemv+silu")?;
-            self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1)?;
+            self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 2)))?;
             mark("down gemv+residual")?;
         }
-        self.gemv(s, &self.lm_head, c.x.ptr, Some(&self.norm), c.logits.ptr, 0)?;
+        let last = slot(2 * cfg.num_layers);
+        self.gemv(s, &self.lm_head, c.x.ptr, Some(&self.norm), c.logits.ptr, 0, (last, 0))?;
         mark("norm+lm_head gemv")?;
         self.dev.launch(
             s,
@@ -749,7 +809,7 @@ impl CudaModel {
             (tu, 1, 1),
             256,
             0,
-            &[Arg::P(self.embed.ptr), Arg::P(p.ids.ptr), Arg::I(h as i32), Arg::P(p.x.ptr)],
+            &[Arg::P(self.embed.ptr), Arg::P(p.ids.ptr), Arg::I(h as i32), Arg::P(p.x.ptr), Arg::P(0), Arg::I(0)],
         )?;
         mark("embed")?;
         let rope = if self.kv_f32 { &k.rope_f32 } else { &k.rope_bf16 };
@@ -811,7 +871,7 @@ impl CudaModel {
             mark("down gemm+residual")?;
         }
         let last = p.x.at((t - 1) * h * 4);
-        self.gemv(s, &self.lm_head, last, Some(&self.norm), c.logits.ptr, 0)?;
+        self.gemv(s, &self.lm_head, last, Some(&self.norm), c.logits.ptr, 0, (0, 0))?;
         mark("norm+lm_head gemv")
     }
 
