@@ -195,3 +195,67 @@ extern "C" __global__ void __launch_bounds__(256) gemm_fp8(const float* X, int M
                                                            int qblock, int N, int Kp, float* Y, int mode) {
   gemm_body<true, false>(X, M, K, W, S, qblock, N, Kp, Y, mode);
 }
+
+// ---- cuBLAS prefill path (docs/gpu.md, v7): helpers around a library bf16 GEMM (f32 accumulation).
+
+// FP8 E4M3 [N, Kp] + f32 scales -> bf16 [N, Kp], rounded exactly as gemm_fp8 rounds its shared tiles
+// (q * scale -> bf16). One thread per 16 weights (one 16-byte load, two 16-byte stores).
+extern "C" __global__ void __launch_bounds__(256) dequant_fp8_bf16(const u8* __restrict__ W, const float* __restrict__ S,
+                                                                   int qblock, int Kp, long long nchunks,
+                                                                   u16* __restrict__ out) {
+  PDL_LAUNCH();
+  PDL_WAIT();
+  const int nsc = Kp / qblock;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < nchunks;
+       i += (long long)gridDim.x * blockDim.x) {
+    const long long e = i * 16;
+    const long long row = e / Kp;
+    const int col = (int)(e - row * Kp);
+    const uint4 q = ld_stream(W + e);
+    const float sc = __ldg(S + row * nsc + col / qblock) * FP8_UNIT;
+    const u32 u[4] = {q.x, q.y, q.z, q.w};
+    u32 o[8];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      float f[4];
+      fp8x4_to_f32(u[j], f);
+      o[2 * j] = f32_to_bf16(f[0] * sc) | (f32_to_bf16(f[1] * sc) << 16);
+      o[2 * j + 1] = f32_to_bf16(f[2] * sc) | (f32_to_bf16(f[3] * sc) << 16);
+    }
+    uint4* p = (uint4*)(out + e);
+    p[0] = make_uint4(o[0], o[1], o[2], o[3]);
+    p[1] = make_uint4(o[4], o[5], o[6], o[7]);
+  }
+}
+
+// f32 [n] (n % 4 == 0) -> bf16 hi [n] and, when lo != 0, the remainder x - bf16(x) as bf16 (the
+// split activations of gemm_bf16).
+extern "C" __global__ void __launch_bounds__(256) split_bf16(const float* __restrict__ X, long long n4,
+                                                             u16* __restrict__ hi, u16* __restrict__ lo) {
+  PDL_LAUNCH();
+  PDL_WAIT();
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n4; i += (long long)gridDim.x * blockDim.x) {
+    const float4 v = ((const float4*)X)[i];
+    const float f[4] = {v.x, v.y, v.z, v.w};
+    u32 h[4], l[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      h[j] = f32_to_bf16(f[j]);
+      l[j] = f32_to_bf16(f[j] - bf16_to_f32(h[j]));
+    }
+    ((uint2*)hi)[i] = make_uint2(h[0] | (h[1] << 16), h[2] | (h[3] << 16));
+    if (lo) ((uint2*)lo)[i] = make_uint2(l[0] | (l[1] << 16), l[2] | (l[3] << 16));
+  }
+}
+
+// G [M, N] f32, columns interleaved gate, up -> Y [M, N / 2] = silu(gate) * up (gemm mode 2's epilogue).
+extern "C" __global__ void __launch_bounds__(256) glu_rows(const float* __restrict__ G, long long npairs,
+                                                           float* __restrict__ Y) {
+  PDL_LAUNCH();
+  PDL_WAIT();
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < npairs;
+       i += (long long)gridDim.x * blockDim.x) {
+    const float2 v = ((const float2*)G)[i];
+    Y[i] = silu_mul(v.x, v.y);
+  }
+}

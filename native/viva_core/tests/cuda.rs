@@ -166,8 +166,11 @@ fn load_free_loop_does_not_grow_device_memory() {
     let dir = fixtures().join("bytelevel-tiny");
     let free = || viva_core::backend::cuda::free_device_memory().unwrap();
     {
+        // One forward first: process-wide state created on first use (the device's cuBLAS handle when
+        // VIVA_TENSOR_PREFILL_BLAS_MIN <= 3) is not a per-model leak.
         let m = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
-        let _c = m.new_cache().unwrap();
+        let mut c = m.new_cache().unwrap();
+        m.forward(&mut c, &[1, 2, 3]).unwrap();
     }
     let before = free();
     for _ in 0..10 {

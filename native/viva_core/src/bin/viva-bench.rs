@@ -3,13 +3,15 @@
 //! ```text
 //! viva-bench MODEL [--backend auto|cpu|cuda] [--weights auto|bf16|fp8] [--fp8-block 16|32|64|128]
 //!            [--prompt-len 128] [--new 256] [--prefill-len 512] [--api-steps 32] [--agree N]
-//!            [--agree-prompt 16] [--label NAME] [--json FILE] [--profile]
+//!            [--agree-prompt 16] [--label NAME] [--json FILE] [--profile] [--prefill-ab]
 //! ```
 //! `viva-bench --barrier-probe` instead prints the cost of one grid-wide barrier on the CUDA device.
 //! Prints decode tok/s and ms/token (greedy, argmax on the device), the implied weight bandwidth
 //! (weight bytes streamed per token / time per token), the per-token time of the logits-returning
 //! `forward` API, and the prefill time of `--prefill-len` tokens. `--agree N` also loads the CPU f32
 //! path and reports teacher-forced top-1 agreement and logits relative error over N decode steps.
+//! `--prefill-ab` (CUDA) also times the `--prefill-len` prefill with the hand-written mma.sync GEMMs and with
+//! cuBLAS, interleaved in this process, and prints the relative L2 difference of their logits.
 //! A checkpoint folder without tokenizer.json gets the generated test tokenizer (timing only).
 
 use std::path::PathBuf;
@@ -29,10 +31,11 @@ struct Args {
     label: String,
     json: Option<PathBuf>,
     profile: bool,
+    prefill_ab: bool,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: viva-bench MODEL [--backend B] [--weights W] [--fp8-block N] [--prompt-len N] [--new N] [--prefill-len N] [--api-steps N] [--agree N] [--agree-prompt N] [--label S] [--json FILE] [--profile]");
+    eprintln!("usage: viva-bench MODEL [--backend B] [--weights W] [--fp8-block N] [--prompt-len N] [--new N] [--prefill-len N] [--api-steps N] [--agree N] [--agree-prompt N] [--label S] [--json FILE] [--profile] [--prefill-ab]");
     std::process::exit(2)
 }
 
@@ -51,6 +54,7 @@ fn parse() -> Result<Args, String> {
         label: String::new(),
         json: None,
         profile: false,
+        prefill_ab: false,
     };
     let mut model = None;
     while let Some(arg) = it.next() {
@@ -69,6 +73,7 @@ fn parse() -> Result<Args, String> {
             "--label" => a.label = val()?,
             "--json" => a.json = Some(PathBuf::from(val()?)),
             "--profile" => a.profile = true,
+            "--prefill-ab" => a.prefill_ab = true,
             "-h" | "--help" => usage(),
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             s => model = Some(PathBuf::from(s)),
@@ -205,6 +210,11 @@ fn run(a: &Args) -> viva_core::Result<()> {
         prompt_ms
     );
 
+    #[cfg(feature = "cuda")]
+    if a.prefill_ab && a.prefill_len > 1 && a.prefill_len <= cfg.max_position_embeddings {
+        prefill_ab(&label, &model, &prompt(a.prefill_len, cfg.vocab_size, 2))?;
+    }
+
     if a.profile {
         // Per-kernel times (events between kernels, no graph, no PDL overlap): a decode step at the
         // cache's current position, then a prefill of prefill_len tokens.
@@ -280,4 +290,49 @@ fn agreement(a: &Args, model: &Model) -> viva_core::Result<(f64, (f64, f64))> {
     let mean = rels.iter().sum::<f64>() / n;
     let max = rels.iter().copied().fold(0.0, f64::max);
     Ok((same as f64 / n, (mean, max)))
+}
+
+/// Prefill A/B (CUDA): mma.sync GEMMs vs cuBLAS, interleaved (3 rounds, median of 5 prefills each per
+/// round after a warm-up), and the relative L2 difference of the two paths' last-token logits.
+#[cfg(feature = "cuda")]
+fn prefill_ab(label: &str, model: &Model, ids: &[u32]) -> viva_core::Result<()> {
+    use viva_core::backend::cuda::{prefill_path, set_prefill_path, PrefillPath};
+    let before = prefill_path();
+    let time = |p: PrefillPath| -> viva_core::Result<(f64, Vec<f32>)> {
+        set_prefill_path(p);
+        let mut runs = Vec::new();
+        let mut logits = Vec::new();
+        for i in 0..6 {
+            let mut c = model.new_cache()?;
+            let t = Instant::now();
+            logits = model.forward(&mut c, ids)?;
+            if i > 0 {
+                runs.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        Ok((median(runs), logits))
+    };
+    let (mut tm, mut tb) = (Vec::new(), Vec::new());
+    let (mut lm, mut lb) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let (t, l) = time(PrefillPath::Mma)?;
+        tm.push(t);
+        lm = l;
+        let (t, l) = time(PrefillPath::Cublas)?;
+        tb.push(t);
+        lb = l;
+    }
+    set_prefill_path(before);
+    let num: f64 = lm.iter().zip(&lb).map(|(&x, &y)| ((x - y) as f64).powi(2)).sum();
+    let den: f64 = lm.iter().map(|&x| (x as f64).powi(2)).sum();
+    let finite = lb.iter().all(|x| x.is_finite());
+    println!(
+        "{label:24} prefill-ab {} tokens: mma {:?} ms | cublas {:?} ms | logits rel L2 diff {:.3e} | top-1 {} | finite {finite}",
+        ids.len(),
+        tm.iter().map(|t| (t * 100.0).round() / 100.0).collect::<Vec<_>>(),
+        tb.iter().map(|t| (t * 100.0).round() / 100.0).collect::<Vec<_>>(),
+        (num / den.max(1e-30)).sqrt(),
+        if viva_core::sampler::argmax(&lm) == viva_core::sampler::argmax(&lb) { "same" } else { "DIFFERENT" },
+    );
+    Ok(())
 }

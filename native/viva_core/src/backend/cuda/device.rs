@@ -81,6 +81,11 @@ pub struct Kernels {
     /// GQA attention (one block per KV head and split): f32 / bf16 KV cache.
     pub gqa_f32: CudaFunction,
     pub gqa_bf16: CudaFunction,
+    /// cuBLAS prefill helpers (kernels/gemm.cu): FP8 -> bf16 weights, f32 -> bf16 (hi, lo) activations,
+    /// interleaved gate/up -> silu(gate) * up.
+    pub dequant_fp8: CudaFunction,
+    pub split_bf16: CudaFunction,
+    pub glu: CudaFunction,
 }
 
 /// One GPU: context, kernels and the facts the launch shapes depend on.
@@ -94,6 +99,15 @@ pub struct Device {
     pub max_smem: usize,
     /// Launch with programmatic dependent launch (sm_90+, `VIVA_TENSOR_PDL=0` turns it off).
     pub pdl: bool,
+    /// cuBLAS handle for the prefill GEMMs (created on first use, kept for the process).
+    pub blas: Mutex<BlasSlot>,
+}
+
+/// The device's cuBLAS handle: not tried yet, ready, or unavailable (the mma kernels are used).
+pub enum BlasSlot {
+    Untried,
+    Ready(Blas),
+    Failed,
 }
 
 static DEVICES: OnceLock<Mutex<HashMap<usize, Arc<Device>>>> = OnceLock::new();
@@ -167,6 +181,9 @@ impl Device {
             rope_bf16: f("rope_kv_bf16kv")?,
             gqa_f32: f("attn_gqa_f32kv")?,
             gqa_bf16: f("attn_gqa_bf16kv")?,
+            dequant_fp8: f("dequant_fp8_bf16")?,
+            split_bf16: f("split_bf16")?,
+            glu: f("glu_rows")?,
         };
         // The GEMV stages its input row (Kp f32) in dynamic shared memory: allow the device's maximum.
         let static_smem = 2048;
@@ -179,7 +196,7 @@ impl Device {
             .map_err(|e| drv("shared memory opt-in", e))?;
         }
         let pdl = cc.0 >= 9 && std::env::var("VIVA_TENSOR_PDL").map(|v| v != "0").unwrap_or(true);
-        Ok(Device { ctx, k, name, cc, sms, max_smem, pdl })
+        Ok(Device { ctx, k, name, cc, sms, max_smem, pdl, blas: Mutex::new(BlasSlot::Untried) })
     }
 
     /// Launches `f` on `stream`. Arguments are 8-byte slots (pointers, or i32/f32 in the low bytes,
@@ -225,6 +242,7 @@ impl Device {
 pub enum Arg {
     P(u64),
     I(i32),
+    I64(i64),
     F(f32),
 }
 
@@ -233,6 +251,7 @@ impl Arg {
         match self {
             Arg::P(p) => p,
             Arg::I(i) => i as u32 as u64,
+            Arg::I64(i) => i as u64,
             Arg::F(f) => f.to_bits() as u64,
         }
     }
@@ -258,4 +277,95 @@ fn compile(ctx: &Arc<CudaContext>, cc: (i32, i32)) -> Result<Arc<cudarc::driver:
             "loading the NVRTC output failed ({e:?}); an NVRTC newer than the driver produces PTX the driver cannot read"
         ))
     })
+}
+
+/// A cuBLAS handle. libcublas is loaded at run time (cudarc `dynamic-loading`): [`Blas::new`] checks that it
+/// loads before any cuBLAS call (cudarc panics on a missing library or symbol; every call is also under
+/// [`guard`]), so a machine without it gets an error and the caller keeps the hand-written GEMMs.
+pub struct Blas(cudarc::cublas::sys::cublasHandle_t);
+
+// SAFETY: the handle is used by one thread at a time (the model keeps it behind a mutex).
+unsafe impl Send for Blas {}
+
+fn blas_status(what: &str, s: cudarc::cublas::sys::cublasStatus_t) -> Result<()> {
+    if s == cudarc::cublas::sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+        Ok(())
+    } else {
+        Err(Error::Cuda(format!("{what}: {s:?}")))
+    }
+}
+
+impl Blas {
+    pub fn new() -> Result<Blas> {
+        // SAFETY: only tries `dlopen` on cudarc's candidate names for libcublas; does not panic.
+        if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+            return Err(Error::CudaUnavailable("libcublas could not be loaded".into()));
+        }
+        guard("cuBLAS initialisation", || {
+            let mut h: cudarc::cublas::sys::cublasHandle_t = std::ptr::null_mut();
+            // SAFETY: writes a new handle into `h`; the current thread has the device's context bound.
+            blas_status("cublasCreate", unsafe { cudarc::cublas::sys::cublasCreate_v2(&mut h) })?;
+            Ok(Blas(h))
+        })
+    }
+
+    /// Y[m, n] (row-major f32, row stride n) = beta * Y + X[m, k] · W[n, k]ᵀ, X and W bf16 with row
+    /// strides `ldx` / `ldw` elements, f32 accumulation (compute type 32F), on `stream`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_bf16(
+        &self,
+        stream: &CudaStream,
+        (m, n, k): (usize, usize, usize),
+        x: u64,
+        ldx: usize,
+        w: u64,
+        ldw: usize,
+        y: u64,
+        beta: f32,
+    ) -> Result<()> {
+        use cudarc::cublas::sys as b;
+        let i = |v: usize| i32::try_from(v).map_err(|_| Error::Cuda(format!("cuBLAS dimension {v} too large")));
+        let (alpha, beta) = (1.0f32, beta);
+        guard("cuBLAS GEMM", || {
+            // SAFETY: the handle is live; the stream belongs to the device's context.
+            blas_status("cublasSetStream", unsafe {
+                b::cublasSetStream_v2(self.0, stream.cu_stream() as b::cudaStream_t)
+            })?;
+            // Column-major view: Yᵀ[n, m] = W[n, k] (= (Wᵀ)ᵀ, stored col-major as [k, n], ld ldw) · Xᵀ[k, m] (ld ldx).
+            // SAFETY: x, w, y are device buffers of at least m·ldx, n·ldw (bf16) and m·n (f32) elements,
+            // live until the stream has run the call (the caller owns them for the prefill).
+            blas_status("cublasGemmEx", unsafe {
+                b::cublasGemmEx(
+                    self.0,
+                    b::cublasOperation_t::CUBLAS_OP_T,
+                    b::cublasOperation_t::CUBLAS_OP_N,
+                    i(n)?,
+                    i(m)?,
+                    i(k)?,
+                    &alpha as *const f32 as *const std::ffi::c_void,
+                    w as *const std::ffi::c_void,
+                    b::cudaDataType::CUDA_R_16BF,
+                    i(ldw)?,
+                    x as *const std::ffi::c_void,
+                    b::cudaDataType::CUDA_R_16BF,
+                    i(ldx)?,
+                    &beta as *const f32 as *const std::ffi::c_void,
+                    y as *mut std::ffi::c_void,
+                    b::cudaDataType::CUDA_R_32F,
+                    i(n)?,
+                    b::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+                    b::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+                )
+            })
+        })
+    }
+}
+
+impl Drop for Blas {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from cublasCreate and is destroyed once (the library is loaded, or
+        // it could not exist); a panic here is caught.
+        let h = self.0;
+        let _ = std::panic::catch_unwind(move || unsafe { cudarc::cublas::sys::cublasDestroy_v2(h) });
+    }
 }

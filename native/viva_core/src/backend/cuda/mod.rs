@@ -20,8 +20,9 @@ use crate::error::{Error, Result};
 use crate::loader::TensorStore;
 use crate::names;
 use cudarc::driver::{sys, CudaGraph, CudaSlice, CudaStream, DevicePtr};
-use device::{drv, guard, Arg, Device};
+use device::{drv, guard, Arg, Blas, BlasSlot, Device};
 use pack::Packed;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 pub use device::probe_libraries;
@@ -105,6 +106,52 @@ pub fn fp8_block_from_env() -> Result<usize> {
 /// decode 3% faster than 16 (6% fewer bytes), with the same agreement with the f32 path on the trained
 /// fixture within noise (stories260k top-1 0.906 at 16 and at 64 over 32 steps).
 pub const FP8_DEFAULT_BLOCK: usize = 64;
+
+/// Prefill GEMM path: 0 = not chosen yet (read `VIVA_TENSOR_PREFILL`), 1 = the hand-written mma.sync
+/// kernels (kernels/gemm.cu `gemm_bf16` / `gemm_fp8`), 2 = cuBLAS bf16 GEMMs (FP8 weights dequantized
+/// to a bf16 scratch matrix first, activations rounded / split exactly as the mma kernels do).
+static PREFILL_PATH: AtomicU8 = AtomicU8::new(0);
+
+/// Which prefill GEMM path runs (process-wide; read at each prefill).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefillPath {
+    /// Hand-written mma.sync GEMMs (v1-v6).
+    Mma,
+    /// cuBLAS (when libcublas loads and the prompt has at least [`prefill_blas_min`] tokens).
+    Cublas,
+}
+
+/// Default prefill path (docs/gpu.md, v7): cuBLAS (3.1x faster at 512 tokens on an H100, same test results).
+pub const PREFILL_DEFAULT: PrefillPath = PrefillPath::Cublas;
+
+/// Sets the prefill GEMM path for the whole process (overrides `VIVA_TENSOR_PREFILL=mma|cublas`).
+pub fn set_prefill_path(p: PrefillPath) {
+    PREFILL_PATH.store(if p == PrefillPath::Mma { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+/// The prefill GEMM path in force.
+pub fn prefill_path() -> PrefillPath {
+    match PREFILL_PATH.load(Ordering::Relaxed) {
+        1 => PrefillPath::Mma,
+        2 => PrefillPath::Cublas,
+        _ => {
+            let p = match std::env::var("VIVA_TENSOR_PREFILL").ok().as_deref().map(str::trim) {
+                Some("mma") => PrefillPath::Mma,
+                Some("cublas") => PrefillPath::Cublas,
+                _ => PREFILL_DEFAULT,
+            };
+            set_prefill_path(p);
+            p
+        }
+    }
+}
+
+/// Fewest prompt tokens for the cuBLAS path (`VIVA_TENSOR_PREFILL_BLAS_MIN`, default 2, i.e. every prefill):
+/// measured faster than the mma kernels at every length tried on an H100 (docs/gpu.md, v7: 2 tokens 2.8 vs
+/// 8.4 ms, 512 tokens 10.5 vs 32.4 ms for fp8), the FP8 dequantization pass included.
+pub fn prefill_blas_min() -> usize {
+    std::env::var("VIVA_TENSOR_PREFILL_BLAS_MIN").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(2)
+}
 
 /// A device buffer and its raw address (kernels take raw pointers; buffers never move).
 struct Buf {
@@ -277,6 +324,16 @@ struct Prefill {
     qkv: Buf, // f32 [cap, qkv_dim]
     att: Buf, // f32 [cap, heads * head_dim]
     act: Buf, // f32 [cap, intermediate]
+    /// cuBLAS path scratch (allocated on first use of that path).
+    blas: Option<BlasScratch>,
+}
+
+/// Scratch of the cuBLAS prefill path.
+struct BlasScratch {
+    xh: Buf,         // bf16 [cap, widest k]  activations (hi)
+    xl: Option<Buf>, // bf16 [cap, widest k]  x - bf16(x) (bf16 weights only, as gemm_bf16's split)
+    wb: Option<Buf>, // bf16 [largest n x kp]  dequantized FP8 weights (fp8 only)
+    g: Buf,          // f32 [cap, 2 intermediate]  gate/up before silu(gate) * up
 }
 
 impl CudaCache {
@@ -678,6 +735,118 @@ impl CudaModel {
         self.dev.launch(s, f, (l.n.div_ceil(128) as u32, m.div_ceil(64) as u32, 1), 256, 0, &args)
     }
 
+    /// Is the cuBLAS handle usable (created now if not tried yet)? A failure is remembered and logged
+    /// once; the hand-written GEMMs are used instead.
+    fn blas_ready(&self) -> bool {
+        let mut b = self.dev.blas.lock();
+        if matches!(*b, BlasSlot::Untried) {
+            *b = match Blas::new() {
+                Ok(h) => BlasSlot::Ready(h),
+                Err(e) => {
+                    eprintln!("viva_tensor: cuBLAS unavailable, prefill uses the built-in GEMMs: {e}");
+                    BlasSlot::Failed
+                }
+            };
+        }
+        matches!(*b, BlasSlot::Ready(_))
+    }
+
+    fn blas_scratch(&self, s: &Arc<CudaStream>, cap: usize) -> Result<BlasScratch> {
+        let c = &self.cfg;
+        let lins = self.layers.iter().flat_map(|l| [&l.qkv, &l.o, &l.gate_up, &l.down]);
+        let widest = lins.clone().map(|l| l.k).max().unwrap_or(0);
+        let largest = lins.map(|l| l.n * l.kp).max().unwrap_or(0);
+        let b = |n: usize| Buf::zeros(s, n * 2);
+        Ok(BlasScratch {
+            xh: b(cap * widest)?,
+            xl: if self.fp8() { None } else { Some(b(cap * widest)?) },
+            wb: if self.fp8() { Some(b(largest)?) } else { None },
+            g: Buf::zeros(s, cap * 2 * c.intermediate_size * 4)?,
+        })
+    }
+
+    /// Grid of a grid-stride elementwise kernel over `n` items.
+    fn ew_grid(&self, n: usize) -> (u32, u32, u32) {
+        (n.div_ceil(256).clamp(1, self.dev.sms * 16) as u32, 1, 1)
+    }
+
+    /// Prefill GEMM: cuBLAS when `bs` is given (and the shape allows), else the mma.sync kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_pre(
+        &self,
+        s: &CudaStream,
+        l: &Lin,
+        x: u64,
+        m: usize,
+        y: u64,
+        mode: i32,
+        bs: Option<&BlasScratch>,
+    ) -> Result<()> {
+        let bs = match bs {
+            Some(b) if l.k.is_multiple_of(4) => b,
+            _ => return self.gemm(s, l, x, m, y, mode),
+        };
+        let k = &self.dev.k;
+        let guard_ = self.dev.blas.lock();
+        let BlasSlot::Ready(blas) = &*guard_ else {
+            return self.gemm(s, l, x, m, y, mode);
+        };
+        // Activations: f32 [m, k] -> bf16 (+ remainder for the bf16-weight path), as gemm.cu rounds them.
+        let n4 = m * l.k / 4;
+        let xl = bs.xl.as_ref().map_or(0, |b| b.ptr);
+        self.dev.launch(
+            s,
+            &k.split_bf16,
+            self.ew_grid(n4),
+            256,
+            0,
+            &[Arg::P(x), Arg::I64(n4 as i64), Arg::P(bs.xh.ptr), Arg::P(xl)],
+        )?;
+        let w = match (&bs.wb, &l.s) {
+            (Some(wb), Some(sc)) => {
+                let nch = l.n * l.kp / 16;
+                self.dev.launch(
+                    s,
+                    &k.dequant_fp8,
+                    self.ew_grid(nch),
+                    256,
+                    0,
+                    &[
+                        Arg::P(l.w.ptr),
+                        Arg::P(sc.ptr),
+                        Arg::I(self.qblock()),
+                        Arg::I(l.kp as i32),
+                        Arg::I64(nch as i64),
+                        Arg::P(wb.ptr),
+                    ],
+                )?;
+                wb.ptr
+            }
+            _ => l.w.ptr,
+        };
+        let (out, beta) = match mode {
+            1 => (y, 1.0),
+            2 => (bs.g.ptr, 0.0),
+            _ => (y, 0.0),
+        };
+        blas.gemm_bf16(s, (m, l.n, l.k), bs.xh.ptr, l.k, w, l.kp, out, beta)?;
+        if let Some(xl) = &bs.xl {
+            blas.gemm_bf16(s, (m, l.n, l.k), xl.ptr, l.k, w, l.kp, out, 1.0)?;
+        }
+        if mode == 2 {
+            let np = m * l.n / 2;
+            self.dev.launch(
+                s,
+                &k.glu,
+                self.ew_grid(np),
+                256,
+                0,
+                &[Arg::P(bs.g.ptr), Arg::I64(np as i64), Arg::P(y)],
+            )?;
+        }
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
@@ -790,14 +959,20 @@ impl CudaModel {
                 qkv: f(cap * qkv_dim)?,
                 att: f(cap * cfg.num_heads * hd)?,
                 act: f(cap * cfg.intermediate_size)?,
+                blas: None,
             });
         }
+        let use_blas = prefill_path() == PrefillPath::Cublas && t >= prefill_blas_min() && self.blas_ready();
         let p = c.pre.as_mut().ok_or_else(|| Error::Cuda("prefill scratch".into()))?;
+        if use_blas && p.blas.is_none() {
+            p.blas = Some(self.blas_scratch(&c.stream, p.cap)?);
+        }
         let ids: Vec<u8> = tokens.iter().flat_map(|&id| (id as i32).to_le_bytes()).collect();
         c.stream.memcpy_htod(&ids, &mut p.ids.mem.slice_mut(0..ids.len())).map_err(|e| drv("ids upload", e))?;
         self.write_step(c, 0, c.len)?;
         let p = c.pre.as_ref().ok_or_else(|| Error::Cuda("prefill scratch".into()))?;
         let (k, s) = (&self.dev.k, &c.stream);
+        let bs = if use_blas { p.blas.as_ref() } else { None };
         let eps = cfg.rms_norm_eps as f32;
         let a16 = self.a16();
         let tu = t as u32;
@@ -830,7 +1005,7 @@ impl CudaModel {
                 ],
             )?;
             mark("rmsnorm")?;
-            self.gemm(s, &l.qkv, p.xn.ptr, t, p.qkv.ptr, 0)?;
+            self.gemm_pre(s, &l.qkv, p.xn.ptr, t, p.qkv.ptr, 0, bs)?;
             mark("qkv gemm")?;
             let args = [
                 Arg::P(p.qkv.ptr),
@@ -847,7 +1022,7 @@ impl CudaModel {
             mark("rope+kv write")?;
             self.attention(c, li, p.qkv.ptr, p.att.ptr, 1, t, false)?;
             mark("causal attention")?;
-            self.gemm(s, &l.o, p.att.ptr, t, p.x.ptr, 1)?;
+            self.gemm_pre(s, &l.o, p.att.ptr, t, p.x.ptr, 1, bs)?;
             mark("o gemm+residual")?;
             self.dev.launch(
                 s,
@@ -865,9 +1040,9 @@ impl CudaModel {
                 ],
             )?;
             mark("rmsnorm")?;
-            self.gemm(s, &l.gate_up, p.xn.ptr, t, p.act.ptr, 2)?;
+            self.gemm_pre(s, &l.gate_up, p.xn.ptr, t, p.act.ptr, 2, bs)?;
             mark("gate/up gemm+silu")?;
-            self.gemm(s, &l.down, p.act.ptr, t, p.x.ptr, 1)?;
+            self.gemm_pre(s, &l.down, p.act.ptr, t, p.x.ptr, 1, bs)?;
             mark("down gemm+residual")?;
         }
         let last = p.x.at((t - 1) * h * 4);
