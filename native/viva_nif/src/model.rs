@@ -3,11 +3,15 @@
 use crate::atoms;
 use crate::error::NifResult;
 use rustler::{Atom, Encoder, Env, ResourceArc, Term};
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use viva_core::{BackendKind, LoadOptions, Model, WeightFormat};
 
 pub struct ModelResource {
-    pub model: Model,
+    /// `AssertUnwindSafe`: the model is read-only after load; its only interior mutability is the CUDA
+    /// backend's lazily created cuBLAS handle behind a (non-poisoning) `parking_lot` mutex, which a panic
+    /// caught at the NIF boundary cannot leave half-updated in a way later calls would observe.
+    pub model: AssertUnwindSafe<Model>,
 }
 
 #[rustler::resource_impl]
@@ -21,7 +25,7 @@ fn model_load(path: String, backend: Term, weights: Term) -> NifResult<ResourceA
         weights: WeightFormat::parse(&weights.atom_to_string().unwrap_or_default())?,
     };
     let model = Model::load(Path::new(&path), opts)?;
-    Ok(ResourceArc::new(ModelResource { model }))
+    Ok(ResourceArc::new(ModelResource { model: AssertUnwindSafe(model) }))
 }
 
 /// `model_info(Model)` — config facts as a map (O(1), normal scheduler).
