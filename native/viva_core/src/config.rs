@@ -269,32 +269,33 @@ mod tests {
         "max_position_embeddings":512,"bos_token_id":1,"eos_token_id":2,"tie_word_embeddings":true}"#;
 
     #[test]
-    fn parses_defaults_and_derived_fields() {
-        let c = Config::from_json_str(BASE).unwrap();
+    fn parses_defaults_and_derived_fields() -> Result<()> {
+        let c = Config::from_json_str(BASE)?;
         assert_eq!(c.head_dim, 8);
         assert_eq!(c.num_kv_heads, 4);
         assert_eq!(c.eos_token_ids, vec![2]);
         assert_eq!(c.bos_token_id, Some(1));
         assert!(c.tie_word_embeddings);
         assert_eq!(c.rope_theta, 10000.0);
+        Ok(())
     }
 
     #[test]
-    fn eos_list_and_explicit_head_dim() {
-        let c = Config::from_json_str(&BASE.replace("\"eos_token_id\":2", "\"eos_token_id\":[2,7],\"head_dim\":16"))
-            .unwrap();
+    fn eos_list_and_explicit_head_dim() -> Result<()> {
+        let c = Config::from_json_str(&BASE.replace("\"eos_token_id\":2", "\"eos_token_id\":[2,7],\"head_dim\":16"))?;
         assert_eq!(c.eos_token_ids, vec![2, 7]);
         assert_eq!(c.head_dim, 16);
+        Ok(())
     }
 
     #[test]
-    fn llama3_scaling_matches_hand_computed_bands() {
+    fn llama3_scaling_matches_hand_computed_bands() -> Result<()> {
         // Llama-3.1 values: factor 8, low 1, high 4, original context 8192, theta 500000, head_dim 128.
         let text = r#"{"hidden_size":4096,"intermediate_size":14336,"num_hidden_layers":1,"num_attention_heads":32,
             "num_key_value_heads":8,"vocab_size":128256,"rope_theta":500000.0,
             "rope_scaling":{"factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,
             "original_max_position_embeddings":8192,"rope_type":"llama3"}}"#;
-        let c = Config::from_json_str(text).unwrap();
+        let c = Config::from_json_str(text)?;
         let inv = c.rope_inv_freq();
         // i = 0: wavelen 2π < 2048 → unchanged (1.0).
         assert_eq!(inv[0], 1.0);
@@ -302,17 +303,17 @@ mod tests {
         let raw = 1.0f64 / 500000f64.powf(126.0 / 128.0);
         assert!(((inv[63] as f64) - raw / 8.0).abs() / (raw / 8.0) < 1e-5);
         // A band-middle index: wavelen between 2048 and 8192 gets the smooth blend.
-        let i = (0..64)
-            .find(|&i| {
-                let w = 2.0 * std::f64::consts::PI * 500000f64.powf(2.0 * i as f64 / 128.0);
-                w > 2048.0 && w < 8192.0
-            })
-            .unwrap();
+        let band = (0..64).find(|&i| {
+            let w = 2.0 * std::f64::consts::PI * 500000f64.powf(2.0 * i as f64 / 128.0);
+            w > 2048.0 && w < 8192.0
+        });
+        let Some(i) = band else { return Err(Error::InvalidConfig("no index in the blended band".into())) };
         let raw = 1.0f64 / 500000f64.powf(2.0 * i as f64 / 128.0);
         let w = 2.0 * std::f64::consts::PI / raw;
         let s = (8192.0 / w - 1.0) / 3.0;
         let want = (1.0 - s) * raw / 8.0 + s * raw;
         assert!(((inv[i] as f64) - want).abs() / want < 1e-5);
+        Ok(())
     }
 
     #[test]

@@ -138,7 +138,7 @@ mod tests {
         let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
         for block in FP8_BLOCKS {
             let p = pack_fp8(&w, n, k, block);
-            let sc = p.scales.as_ref().unwrap();
+            let sc = p.scales.as_ref().unwrap(); // ok-panic: test
             assert_eq!(p.kp, 128);
             for r in 0..n {
                 for c in 0..p.kp {
