@@ -988,22 +988,13 @@ impl CudaModel {
         )?;
         mark("embed")?;
         let rope = if self.kv_f32 { &k.rope_f32 } else { &k.rope_bf16 };
+        // xn = RMSNorm(x) · w over the t rows (the same launch before attention and before the MLP).
+        let rmsnorm = |w| {
+            let args = [Arg::P(p.x.ptr), Arg::P(w), Arg::I(h as i32), Arg::F(eps), Arg::I(a16), Arg::P(p.xn.ptr)];
+            self.dev.launch(s, &k.rmsnorm, (tu, 1, 1), 256, 0, &args)
+        };
         for (li, l) in self.layers.iter().enumerate() {
-            self.dev.launch(
-                s,
-                &k.rmsnorm,
-                (tu, 1, 1),
-                256,
-                0,
-                &[
-                    Arg::P(p.x.ptr),
-                    Arg::P(l.attn_norm.ptr),
-                    Arg::I(h as i32),
-                    Arg::F(eps),
-                    Arg::I(a16),
-                    Arg::P(p.xn.ptr),
-                ],
-            )?;
+            rmsnorm(l.attn_norm.ptr)?;
             mark("rmsnorm")?;
             self.gemm_pre(s, &l.qkv, p.xn.ptr, t, p.qkv.ptr, 0, bs)?;
             mark("qkv gemm")?;
@@ -1024,21 +1015,7 @@ impl CudaModel {
             mark("causal attention")?;
             self.gemm_pre(s, &l.o, p.att.ptr, t, p.x.ptr, 1, bs)?;
             mark("o gemm+residual")?;
-            self.dev.launch(
-                s,
-                &k.rmsnorm,
-                (tu, 1, 1),
-                256,
-                0,
-                &[
-                    Arg::P(p.x.ptr),
-                    Arg::P(l.ffn_norm.ptr),
-                    Arg::I(h as i32),
-                    Arg::F(eps),
-                    Arg::I(a16),
-                    Arg::P(p.xn.ptr),
-                ],
-            )?;
+            rmsnorm(l.ffn_norm.ptr)?;
             mark("rmsnorm")?;
             self.gemm_pre(s, &l.gate_up, p.xn.ptr, t, p.act.ptr, 2, bs)?;
             mark("gate/up gemm+silu")?;
