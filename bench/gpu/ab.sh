@@ -1,16 +1,7 @@
 #!/usr/bin/env bash
 # A/B call for the v4 changes (docs/gpu.md): correctness (tests/cuda.rs, bf16 exactness on the TinyLlama
 # shape with old vs new attention), then decode variants. Same inputs as run.sh (.carry/ built here).
-set -u
-C=${CARRY:-.carry}
-OUT=${OUT:-/tmp/viva-out}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
-RES="$OUT/results.jsonl"; : > "$RES"
-CK=/tmp/tinyllama
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader
 echo "== correctness: tests/cuda.rs"
 VIVA_TENSOR_FIXTURES=$C/fixtures timeout 240 $C/cuda-tests --test-threads=1 --nocapture 2>&1 | tee "$OUT/cuda-tests.log" | grep -E "SKIPPED|agreement|test result|panicked|FAILED"

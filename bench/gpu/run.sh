@@ -5,16 +5,7 @@
 #   (erlc -o .carry/ebin src/*.erl bench/gpu/viva_gpu_beam.erl) and .carry/libviva_tensor_nif.so (make nif).
 # Usage: bash bench/gpu/run.sh [sweep]     (writes logs and results.jsonl under $OUT)
 #   BEAM=1: also time generate/3 through the BEAM;  LLAMA7B=1: also the Llama-2-7B shape (fp8 + torch-graph bf16)
-set -u
-C=${CARRY:-.carry}
-OUT=${OUT:-/tmp/viva-out}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
-RES="$OUT/results.jsonl"; : > "$RES"
-CK=/tmp/tinyllama
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SHAPE=${SHAPE:-tinyllama-1.1b}
 
 echo "== device"; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv,noheader

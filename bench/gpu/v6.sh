@@ -1,16 +1,7 @@
 #!/usr/bin/env bash
 # v6 A/B call (docs/gpu.md): fused norm statistics (VIVA_TENSOR_NORM_FUSE=1) vs the v5 default, interleaved, plus the
 # grid-barrier probe for a persistent kernel. Correctness of both paths in the same call. Inputs as run.sh (.carry/).
-set -u
-C=${CARRY:-.carry}
-OUT=${OUT:-/tmp/viva-out}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
-RES="$OUT/results.jsonl"; : > "$RES"
-CK=/tmp/tinyllama
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader
 ( python3 $C/torch_baseline.py --save-checkpoint $CK --shape tinyllama-1.1b > "$OUT/ckpt.log" 2>&1 ) &
 CKPID=$!

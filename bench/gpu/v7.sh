@@ -2,16 +2,7 @@
 # v7 call (docs/gpu.md): prefill GEMMs through cuBLAS (bf16, f32 accumulation; FP8 weights dequantized to a bf16
 # scratch first) vs the hand-written mma.sync GEMMs, interleaved in one process (viva-bench --prefill-ab), plus
 # correctness of the new path (tests/cuda.rs with every prefill on cuBLAS) and decode unchanged. Inputs as run.sh.
-set -u
-C=${CARRY:-.carry}
-OUT=${OUT:-/tmp/viva-out}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
-done
-RES="$OUT/results.jsonl"; : > "$RES"
-CK=/tmp/tinyllama
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader
 ls /usr/local/cuda/lib64/ | grep -E "^lib(cublas|cublasLt|nvrtc)\.so" | tr '\n' ' '; echo
 ( python3 $C/torch_baseline.py --save-checkpoint $CK --shape tinyllama-1.1b > "$OUT/ckpt.log" 2>&1 ) &
