@@ -60,6 +60,7 @@ PY
   run $B --weights fp8 --label viva:fp8/b64-default
   run $B --weights fp8 --fp8-block 128 --label viva:fp8/b128
   VIVA_TENSOR_GEMV_PF=132 run $B --weights fp8 --fp8-block 16 --label viva:fp8/b16-L2prefetch --prefill-len 0 --api-steps 0
+  VIVA_TENSOR_PERSIST=1 run $B --weights fp8 --label viva:fp8/b64-persistent-v8 --prefill-len 0 --api-steps 0
 fi
 for f in stories260k bytelevel-tiny; do
   run $C/viva-bench $C/fixtures/$f --backend cuda --weights fp8 --label $f:fp8/b16 --prompt-len 16 --new 64 --prefill-len 128 --agree 32 --json $RES

@@ -302,27 +302,26 @@ __device__ __forceinline__ void kv_load2(const u16* p, float* f) {
   f[1] = __uint_as_float(w & 0xffff0000u);
 }
 
-template <typename KV>
-__device__ __forceinline__ void attn_gqa_body(const float* __restrict__ qkv, int H, int KVH, int hd,
-                                              KV* __restrict__ kc, KV* __restrict__ vc, int max_pos,
-                                              const float* __restrict__ rope, const int* __restrict__ step,
-                                              float scale, int fuse_new, float* __restrict__ out,
-                                              float* __restrict__ po, float* __restrict__ pml,
-                                              int* __restrict__ cnt) {
-  extern __shared__ __align__(16) u8 gq_tiles[];  // K tile | V tile: GQ_TILE rows of (hd * sizeof(KV) + 16) bytes
+// One work item (KV head kvh, split `split` of at most `max_splits`, query row t) on threads 0..255 of the
+// calling block; `sync` is the barrier of those 256 threads (__syncthreads in attn_gqa_*, a named barrier in
+// the persistent decode kernel, kernels/persist.cu); gq_tiles: the K / V tile buffers in shared memory.
+// Activations written by other blocks of the same kernel (qkv, po, pml) are read through L2 (ld.cg).
+template <typename KV, typename Sync>
+__device__ __forceinline__ void gqa_item(const float* __restrict__ qkv, int H, int KVH, int hd,
+                                         KV* __restrict__ kc, KV* __restrict__ vc, int max_pos,
+                                         const float* __restrict__ rope, int pos, float scale, int fuse_new,
+                                         float* __restrict__ out, float* __restrict__ po, float* __restrict__ pml,
+                                         int* __restrict__ cnt, int kvh, int split, int t, int max_splits,
+                                         u8* gq_tiles, Sync sync) {
   __shared__ __align__(16) float qs[GQ_WARPS][ATT_MAX_HD];
   __shared__ __align__(16) KV knew[ATT_MAX_HD];
   __shared__ __align__(16) KV vnew[ATT_MAX_HD];
   __shared__ float wgt[GQ_WARPS][GQ_MAX_SPLIT];
   __shared__ int last;
-  PDL_LAUNCH();
-  PDL_WAIT();
-  const int kvh = blockIdx.x, split = blockIdx.y, t = blockIdx.z;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int G = H / KVH, half = hd / 2;
-  const int pos = step[1] + t;
   const int L = pos + 1;
-  const int nsplit = min((int)gridDim.y, (L + GQ_TILE - 1) / GQ_TILE);
+  const int nsplit = min(max_splits, (L + GQ_TILE - 1) / GQ_TILE);
   if (split >= nsplit) return;
   const int chunk = (L + nsplit - 1) / nsplit;
   const int s0 = min(L, split * chunk), s1 = min(L, s0 + chunk);
@@ -357,7 +356,7 @@ __device__ __forceinline__ void attn_gqa_body(const float* __restrict__ qkv, int
     for (int i = lane; i < half; i += 32) {
       float c, s;
       rope_cs(rope, half, pos, i, &c, &s);
-      const float a = qrow[h * hd + i], b = qrow[h * hd + i + half];
+      const float a = __ldcg(qrow + h * hd + i), b = __ldcg(qrow + h * hd + i + half);
       qs[warp][i] = a * c - b * s;
       qs[warp][i + half] = b * c + a * s;
     }
@@ -368,18 +367,19 @@ __device__ __forceinline__ void attn_gqa_body(const float* __restrict__ qkv, int
     for (int i = tid; i < half; i += GQ_THREADS) {
       float c, s;
       rope_cs(rope, half, pos, i, &c, &s);
-      const float ka = kn[i], kb = kn[i + half];
+      const float ka = __ldcg(kn + i), kb = __ldcg(kn + i + half);
+      const float va = __ldcg(vn + i), vb = __ldcg(vn + i + half);
       kv_put(&knew[i], ka * c - kb * s);
       kv_put(&knew[i + half], kb * c + ka * s);
-      kv_put(&vnew[i], vn[i]);
-      kv_put(&vnew[i + half], vn[i + half]);
+      kv_put(&vnew[i], va);
+      kv_put(&vnew[i + half], vb);
       kv_put(kc + head_off + (size_t)pos * hd + i, ka * c - kb * s);
       kv_put(kc + head_off + (size_t)pos * hd + i + half, kb * c + ka * s);
-      kv_put(vc + head_off + (size_t)pos * hd + i, vn[i]);
-      kv_put(vc + head_off + (size_t)pos * hd + i + half, vn[i + half]);
+      kv_put(vc + head_off + (size_t)pos * hd + i, va);
+      kv_put(vc + head_off + (size_t)pos * hd + i + half, vb);
     }
   }
-  __syncthreads();
+  sync();
 
   float m_run = NEG_INF, l_run = 0.f;
   float o[8];
@@ -403,7 +403,7 @@ __device__ __forceinline__ void attn_gqa_body(const float* __restrict__ qkv, int
         vd[i] = vnew[i];
       }
     }
-    __syncthreads();
+    sync();
     if (p0 + GQ_TILE < s1) issue(p0 + GQ_TILE);  // the next tile streams while this one is computed
     if (active) {
       const int n = min(GQ_TILE, s1 - p0);
@@ -450,11 +450,11 @@ __device__ __forceinline__ void attn_gqa_body(const float* __restrict__ qkv, int
         }
       }
     }
-    __syncthreads();  // the tile buffers are refilled next round
+    sync();  // the tile buffers are refilled next round
   }
 
   if (active) {
-    if (gridDim.y == 1) {
+    if (max_splits == 1) {
       const float inv = 1.0f / l_run;
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
@@ -480,12 +480,12 @@ __device__ __forceinline__ void attn_gqa_body(const float* __restrict__ qkv, int
       }
     }
   }
-  if (gridDim.y == 1) return;
+  if (max_splits == 1) return;
 
   __threadfence();
-  __syncthreads();
+  sync();
   if (tid == 0) last = atomicAdd(cnt + t * KVH + kvh, 1) == nsplit - 1;
-  __syncthreads();
+  sync();
   if (!last) return;
   __threadfence();
   if (active) {  // split weights of head `warp`: one lane per split
@@ -497,7 +497,7 @@ __device__ __forceinline__ void attn_gqa_body(const float* __restrict__ qkv, int
     const float Ls = warp_sum(lq * f);
     wgt[warp][lane] = f / Ls;
   }
-  __syncthreads();
+  sync();
   for (int idx = tid; idx < G * hd; idx += GQ_THREADS) {
     const int g = idx / hd, d = idx % hd;
     const size_t base = ((size_t)t * H + kvh * G + g) * GQ_MAX_SPLIT;
@@ -510,6 +510,18 @@ __device__ __forceinline__ void attn_gqa_body(const float* __restrict__ qkv, int
     out[((size_t)t * H + kvh * G + g) * hd + d] = acc;
   }
   if (tid == 0) cnt[t * KVH + kvh] = 0;
+}
+
+// Grid (KVH, splits, T), GQ_THREADS threads, dynamic shared memory: the two tiles.
+template <typename KV>
+__device__ __forceinline__ void attn_gqa_body(const float* qkv, int H, int KVH, int hd, KV* kc, KV* vc, int max_pos,
+                                              const float* rope, const int* step, float scale, int fuse_new,
+                                              float* out, float* po, float* pml, int* cnt) {
+  extern __shared__ __align__(16) u8 gq_tiles[];  // K tile | V tile: GQ_TILE rows of (hd * sizeof(KV) + 16) bytes
+  PDL_LAUNCH();
+  PDL_WAIT();
+  gqa_item<KV>(qkv, H, KVH, hd, kc, vc, max_pos, rope, step[1] + (int)blockIdx.z, scale, fuse_new, out, po, pml, cnt,
+               blockIdx.x, blockIdx.y, blockIdx.z, gridDim.y, gq_tiles, []() { __syncthreads(); });
 }
 
 extern "C" __global__ void __launch_bounds__(GQ_THREADS, 2)

@@ -182,6 +182,15 @@ impl Model {
         self.weights
     }
 
+    /// Does a decode step run as the one persistent CUDA kernel (FP8 on sm_90+, docs/gpu.md v8)?
+    pub fn persistent_decode(&self) -> bool {
+        match &self.engine {
+            Engine::Cpu(_) => false,
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(m) => m.persistent_decode(),
+        }
+    }
+
     /// A fresh, empty KV cache for one sequence.
     pub fn new_cache(&self) -> Result<KvCache> {
         match &self.engine {

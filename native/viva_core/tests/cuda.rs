@@ -157,6 +157,78 @@ fn bytelevel_tiny_fp8_agreement() {
     fp8_agreement("bytelevel-tiny");
 }
 
+/// The persistent decode kernel (FP8, sm_90+, opt-in `VIVA_TENSOR_PERSIST=1`) against the multi-kernel FP8 path on the same packed weights:
+/// teacher-forced logits agree up to summation order (both round activations to bf16, so a few roundings
+/// may flip), and its on-device argmax picks exactly the argmax of its own logits, over a decode long
+/// enough to use several attention splits.
+fn fp8_persistent_matches_kernels(name: &str) {
+    if !cuda() {
+        return;
+    }
+    let dir = fixtures().join(name);
+    std::env::set_var("VIVA_TENSOR_PERSIST", "0");
+    let multi = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
+    std::env::set_var("VIVA_TENSOR_PERSIST", "1");
+    let pers = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
+    std::env::remove_var("VIVA_TENSOR_PERSIST");
+    assert!(!multi.persistent_decode());
+    if !pers.persistent_decode() {
+        println!("SKIPPED: {name}: the persistent decode kernel is not used on this device");
+        return;
+    }
+    let (mut same, mut total, mut rel_sum, mut rel_max) = (0usize, 0usize, 0f64, 0f64);
+    for prompt in reference_prompts(name) {
+        let teacher = greedy(&multi, &prompt, 48);
+        let mut mc = multi.new_cache().unwrap();
+        let mut pc = pers.new_cache().unwrap();
+        let mut lm = multi.forward(&mut mc, &prompt).unwrap();
+        let mut lp = pers.forward(&mut pc, &prompt).unwrap();
+        for (i, &t) in teacher.iter().enumerate() {
+            if i > 0 {
+                same += usize::from(viva_core::sampler::argmax(&lm) == viva_core::sampler::argmax(&lp));
+                total += 1;
+                let num: f64 = lm.iter().zip(&lp).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum();
+                let den: f64 = lm.iter().map(|&a| (a as f64).powi(2)).sum();
+                let rel = (num / den).sqrt();
+                assert!(rel.is_finite(), "{name}: non-finite logits from the persistent kernel");
+                rel_sum += rel;
+                rel_max = rel_max.max(rel);
+            }
+            lm = multi.forward(&mut mc, &[t]).unwrap();
+            lp = pers.forward(&mut pc, &[t]).unwrap();
+        }
+        // On-device greedy (persistent kernel) == host argmax of the same kernel's logits.
+        let mut a = pers.new_cache().unwrap();
+        let mut b = pers.new_cache().unwrap();
+        let first = viva_core::sampler::argmax(&pers.forward(&mut a, &prompt).unwrap());
+        pers.forward(&mut b, &prompt).unwrap();
+        let n = 200.min(pers.config.max_position_embeddings - prompt.len() - 1);
+        let dev = pers.decode_greedy(&mut a, first, n, &mut |_| true).unwrap();
+        let mut host = Vec::with_capacity(n);
+        let mut tok = first;
+        for _ in 0..n {
+            tok = viva_core::sampler::argmax(&pers.forward(&mut b, &[tok]).unwrap());
+            host.push(tok);
+        }
+        assert_eq!(dev, host, "{name}: on-device greedy vs host argmax of the persistent kernel, prompt {prompt:?}");
+    }
+    let agree = same as f64 / total as f64;
+    let rel = rel_sum / total as f64;
+    println!("{name}: persistent vs multi-kernel fp8: top-1 agreement {agree:.4} over {total} steps, logits rel difference mean {rel:.3e} max {rel_max:.3e}");
+    assert!(agree >= 0.9, "{name}: persistent kernel top-1 agreement {agree}");
+    assert!(rel < 2e-2, "{name}: persistent kernel logits differ by {rel}");
+}
+
+#[test]
+fn stories260k_fp8_persistent_matches_kernels() {
+    fp8_persistent_matches_kernels("stories260k");
+}
+
+#[test]
+fn bytelevel_tiny_fp8_persistent_matches_kernels() {
+    fp8_persistent_matches_kernels("bytelevel-tiny");
+}
+
 /// Loading and dropping a model and caches repeatedly does not leak device memory.
 #[test]
 fn load_free_loop_does_not_grow_device_memory() {

@@ -13,12 +13,13 @@ use std::ffi::c_void;
 use std::sync::{Arc, OnceLock};
 
 /// The kernel sources, in the order they are concatenated for NVRTC (the header first).
-const SOURCES: [(&str, &str); 5] = [
+const SOURCES: [(&str, &str); 6] = [
     ("common.cuh", include_str!("../../../kernels/common.cuh")),
     ("misc.cu", include_str!("../../../kernels/misc.cu")),
     ("gemv.cu", include_str!("../../../kernels/gemv.cu")),
     ("gemm.cu", include_str!("../../../kernels/gemm.cu")),
     ("attention.cu", include_str!("../../../kernels/attention.cu")),
+    ("persist.cu", include_str!("../../../kernels/persist.cu")),
 ];
 
 /// Runs `f`, turning a panic inside cudarc (a library or symbol it could not load) into an error.
@@ -86,6 +87,8 @@ pub struct Kernels {
     pub dequant_fp8: CudaFunction,
     pub split_bf16: CudaFunction,
     pub glu: CudaFunction,
+    /// The persistent FP8 decode step (kernels/persist.cu; sm_90+, empty on older chips).
+    pub persist: CudaFunction,
 }
 
 /// One GPU: context, kernels and the facts the launch shapes depend on.
@@ -97,6 +100,8 @@ pub struct Device {
     pub sms: usize,
     /// Largest dynamic shared memory a block may ask for (after the opt-in).
     pub max_smem: usize,
+    /// Dynamic shared memory the persistent decode kernel may use (after its static arrays).
+    pub persist_smem: usize,
     /// Launch with programmatic dependent launch (sm_90+, `VIVA_TENSOR_PDL=0` turns it off).
     pub pdl: bool,
     /// cuBLAS handle for the prefill GEMMs (created on first use, kept for the process).
@@ -184,6 +189,7 @@ impl Device {
             dequant_fp8: f("dequant_fp8_bf16")?,
             split_bf16: f("split_bf16")?,
             glu: f("glu_rows")?,
+            persist: f("decode_persist")?,
         };
         // The GEMV stages its input row (Kp f32) in dynamic shared memory: allow the device's maximum.
         let static_smem = 2048;
@@ -195,8 +201,21 @@ impl Device {
             )
             .map_err(|e| drv("shared memory opt-in", e))?;
         }
+        // The persistent decode kernel takes all the shared memory its static arrays leave.
+        let persist_static = k
+            .persist
+            .get_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES)
+            .map_err(|e| drv("function attribute", e))?
+            .max(0) as usize;
+        let persist_smem = (max_smem + static_smem).saturating_sub(persist_static);
+        k.persist
+            .set_attribute(
+                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                persist_smem as i32,
+            )
+            .map_err(|e| drv("shared memory opt-in", e))?;
         let pdl = cc.0 >= 9 && std::env::var("VIVA_TENSOR_PDL").map(|v| v != "0").unwrap_or(true);
-        Ok(Device { ctx, k, name, cc, sms, max_smem, pdl, blas: Mutex::new(BlasSlot::Untried) })
+        Ok(Device { ctx, k, name, cc, sms, max_smem, persist_smem, pdl, blas: Mutex::new(BlasSlot::Untried) })
     }
 
     /// Launches `f` on `stream`. Arguments are 8-byte slots (pointers, or i32/f32 in the low bytes,
@@ -210,12 +229,34 @@ impl Device {
         smem: u32,
         args: &[Arg],
     ) -> Result<()> {
+        self.launch_ex(stream, f, grid, block, smem, args, false)
+    }
+
+    /// As [`Device::launch`]; `cooperative`: launched as a cooperative grid (all blocks co-resident, or
+    /// the launch fails) instead of with PDL, for kernels with grid-wide barriers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn launch_ex(
+        &self,
+        stream: &CudaStream,
+        f: &CudaFunction,
+        grid: (u32, u32, u32),
+        block: u32,
+        smem: u32,
+        args: &[Arg],
+        cooperative: bool,
+    ) -> Result<()> {
         let mut slots: Vec<u64> = args.iter().map(|a| a.bits()).collect();
         let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|s| s as *mut u64 as *mut c_void).collect();
         // SAFETY: an all-zero launch attribute is a valid (ignored) value; the fields are set below.
         let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
-        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-        attr.value.programmaticStreamSerializationAllowed = 1;
+        if cooperative {
+            attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
+            attr.value.cooperative = 1;
+        } else {
+            attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+            attr.value.programmaticStreamSerializationAllowed = 1;
+        }
+        let with_attr = cooperative || self.pdl;
         let cfg = sys::CUlaunchConfig {
             gridDimX: grid.0,
             gridDimY: grid.1,
@@ -225,8 +266,8 @@ impl Device {
             blockDimZ: 1,
             sharedMemBytes: smem,
             hStream: stream.cu_stream(),
-            attrs: if self.pdl { &mut attr } else { std::ptr::null_mut() },
-            numAttrs: u32::from(self.pdl),
+            attrs: if with_attr { &mut attr } else { std::ptr::null_mut() },
+            numAttrs: u32::from(with_attr),
         };
         // SAFETY: `ptrs` points at one live 8-byte slot per kernel parameter, in order, for the
         // duration of the call (the driver copies the values at launch); the function belongs to

@@ -199,7 +199,8 @@ impl Lin {
         let sc_bytes = p.scales.as_ref().map_or(0, |v| v.len() * 4);
         Ok(Lin {
             w: Buf::from_bytes(s, &p.bytes)?,
-            s: p.scales.as_deref().map(|v| Buf::from_f32(s, v)).transpose()?,
+            // 16 bytes of slack: the persistent decode kernel copies 16-byte-aligned supersets of scale rows.
+            s: p.scales.as_deref().map(|v| Buf::from_f32(s, &[v, &[0.0; 4]].concat())).transpose()?,
             n: p.n,
             k: p.k,
             kp: p.kp,
@@ -247,6 +248,25 @@ pub struct CudaModel {
     /// Fused norm statistics in decode (default; `VIVA_TENSOR_NORM_FUSE=0` turns it off, see kernels/gemv.cu):
     /// the residual GEMVs accumulate sum(x²) for the next RMSNorm, so the normed GEMVs skip their own reduction.
     norm_fuse: bool,
+    /// The persistent decode kernel's launch plan (FP8 on sm_90+, opt-in with `VIVA_TENSOR_PERSIST=1`).
+    persist: Option<Persist>,
+}
+
+/// Launch plan of the persistent FP8 decode kernel (kernels/persist.cu; docs/gpu.md, v8).
+struct Persist {
+    /// Per layer 10 device pointers: qkv w/s, o w/s, gate/up w/s, down w/s, attn_norm, ffn_norm.
+    plan: Buf,
+    /// Largest tile (whole rows, at most 8) in bytes.
+    tile_bytes: usize,
+    nslots: usize,
+    slot_bytes: usize,
+    /// Weight bytes of a slot (its scales follow).
+    slot_w: usize,
+    /// Shared memory after the ring: f32 staging / attention tiles, f16 x', per-block row sums.
+    xs_bytes: usize,
+    x16_bytes: usize,
+    acc_rows: usize,
+    blocks: u32,
 }
 
 /// Split-KV partial slots per (query row, head) of the GQA attention kernel (`GQ_MAX_SPLIT`).
@@ -305,6 +325,7 @@ pub struct CudaCache {
     pml: Buf, // f32 [heads, nsplit, 2]         partial max / sum
     cnt: Buf, // i32 [heads]                    split completion counters
     ss: Buf,  // f32 [2 layers + 1]               fused norm statistics (sum of squares per RMSNorm)
+    sync: Buf, // u32 [8]  persistent kernel: grid barrier counter, argmax key, done counter (self-resetting)
     pre: Option<Prefill>,
     graph: Option<Graph>,
     pinned: Option<Pinned>,
@@ -446,6 +467,12 @@ impl CudaModel {
         // On by default: measured 1.1% faster on an H100 with identical test results (docs/gpu.md, v6);
         // `VIVA_TENSOR_NORM_FUSE=0` restores the per-block reduction.
         let norm_fuse = env("VIVA_TENSOR_NORM_FUSE").is_none_or(|v| v != "0");
+        // Opt-in (`VIVA_TENSOR_PERSIST=1`): measured slower than the multi-kernel graph so far (docs/gpu.md, v8).
+        let persist = if format == Format::Bf16 || !gqa || env("VIVA_TENSOR_PERSIST").is_none_or(|v| v != "1") {
+            None
+        } else {
+            persist_plan(&dev, &stream, cfg, &layers, format)?
+        };
         Ok(CudaModel {
             dev,
             stream,
@@ -466,7 +493,13 @@ impl CudaModel {
             gqa,
             gqa_splits,
             norm_fuse,
+            persist,
         })
+    }
+
+    /// Does decode run as the one persistent kernel (kernels/persist.cu)?
+    pub fn persistent_decode(&self) -> bool {
+        self.persist.is_some()
     }
 
     pub fn format(&self) -> Format {
@@ -522,6 +555,7 @@ impl CudaModel {
             pml: f(c.num_heads * self.nsplit.max(GQA_MAX_SPLIT) * 2)?,
             cnt: f(c.num_heads)?,
             ss: f(2 * c.num_layers + 1)?,
+            sync: f(8)?,
             pre: None,
             graph: None,
             pinned: None,
@@ -895,6 +929,10 @@ impl CudaModel {
         let h = cfg.hidden_size;
         let mut mark = |name: &str| prof.as_mut().map_or(Ok(()), |p| p.mark(&self.dev, s, name));
         mark("start")?;
+        if let Some(p) = &self.persist {
+            self.launch_persist(c, p, 0)?;
+            return mark("persistent decode step");
+        }
         self.dev.launch(
             s,
             &k.embed,
@@ -939,6 +977,55 @@ impl CudaModel {
             &[Arg::P(c.logits.ptr), Arg::I(cfg.vocab_size as i32), Arg::P(c.step.ptr)],
         )?;
         mark("argmax")
+    }
+
+    /// The whole decode step as one cooperative launch of the persistent kernel.
+    /// `prof`: 0, or a device buffer of 2 x 1024 u64 for the kernel's (clock, phase) marks (profiling only).
+    fn launch_persist(&self, c: &CudaCache, p: &Persist, prof: u64) -> Result<()> {
+        let cfg = &self.cfg;
+        let l = &self.lm_head;
+        let args = [
+            Arg::P(p.plan.ptr),
+            Arg::I(cfg.num_layers as i32),
+            Arg::P(l.w.ptr),
+            Arg::P(l.s.as_ref().map_or(0, |b| b.ptr)),
+            Arg::P(self.norm.ptr),
+            Arg::P(self.embed.ptr),
+            Arg::P(self.rope.ptr),
+            Arg::I(cfg.num_heads as i32),
+            Arg::I(cfg.num_kv_heads as i32),
+            Arg::I(cfg.head_dim as i32),
+            Arg::I(cfg.hidden_size as i32),
+            Arg::I(cfg.intermediate_size as i32),
+            Arg::I(cfg.vocab_size as i32),
+            Arg::I(self.qblock()),
+            Arg::F(cfg.rms_norm_eps as f32),
+            Arg::F(1.0 / (cfg.head_dim as f32).sqrt()),
+            Arg::P(c.kc.ptr),
+            Arg::P(c.vc.ptr),
+            Arg::I(cfg.max_position_embeddings as i32),
+            Arg::I64((c.layer_bytes / 2) as i64),
+            Arg::P(c.step.ptr),
+            Arg::P(c.x.ptr),
+            Arg::P(c.qkv.ptr),
+            Arg::P(c.att.ptr),
+            Arg::P(c.act.ptr),
+            Arg::P(c.logits.ptr),
+            Arg::P(c.po.ptr),
+            Arg::P(c.pml.ptr),
+            Arg::P(c.cnt.ptr),
+            Arg::P(c.sync.ptr),
+            Arg::I(p.tile_bytes as i32),
+            Arg::I(p.nslots as i32),
+            Arg::I(p.slot_bytes as i32),
+            Arg::I(p.slot_w as i32),
+            Arg::I(p.xs_bytes as i32),
+            Arg::I(p.x16_bytes as i32),
+            Arg::I(p.acc_rows as i32),
+            Arg::P(prof),
+        ];
+        let smem = (p.nslots * p.slot_bytes + p.xs_bytes + p.x16_bytes + p.acc_rows * 4) as u32;
+        self.dev.launch_ex(&c.stream, &self.dev.k.persist, (p.blocks, 1, 1), 288, smem, &args, true)
     }
 
     /// Prefill: all `tokens` in one pass (GEMMs + causal attention), logits of the last one.
@@ -1033,6 +1120,11 @@ impl CudaModel {
         self.check(c, tokens)?;
         guard("CUDA profile", || {
             self.dev.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+            if tokens.len() == 1 {
+                if let Some(p) = &self.persist {
+                    return self.profile_persist(c, p, tokens[0]);
+                }
+            }
             let mut prof = Some(Prof { events: Vec::new() });
             if tokens.len() == 1 {
                 self.write_step(c, tokens[0], c.len)?;
@@ -1057,6 +1149,168 @@ impl CudaModel {
             Ok(out)
         })
     }
+}
+
+impl CudaModel {
+    /// One persistent decode step with the kernel's phase marks (block 0, thread 0: clock64 at the end of each
+    /// phase), summed per phase and converted at the device's nominal SM clock. "tiles" rows are warp 0's own
+    /// tiles; the barrier row includes waiting for the block's other warps.
+    fn profile_persist(&self, c: &mut CudaCache, p: &Persist, token: u32) -> Result<Vec<(String, f64, usize)>> {
+        const NAMES: [&str; 10] = [
+            "grid barrier (+ sibling warps)",
+            "stage x' (load, norm)",
+            "qkv tiles (warp 0)",
+            "rope+kv+attention",
+            "o tiles (warp 0)",
+            "gate/up tiles (warp 0)",
+            "down tiles (warp 0)",
+            "lm_head tiles (warp 0)",
+            "argmax + finish",
+            "start",
+        ];
+        let buf = Buf::zeros(&c.stream, 2 * 1024 * 8)?;
+        self.write_step(c, token, c.len)?;
+        self.launch_persist(c, p, buf.ptr)?;
+        let mut raw = vec![0u8; 2 * 1024 * 8];
+        c.stream.memcpy_dtoh(&buf.mem.slice(0..raw.len()), &mut raw).map_err(|e| drv("profile download", e))?;
+        c.stream.synchronize().map_err(|e| drv("profile", e))?;
+        c.len += 1;
+        let khz = self
+            .dev
+            .ctx
+            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_CLOCK_RATE)
+            .map_err(|e| drv("device attribute", e))?
+            .max(1) as f64;
+        let words: Vec<u64> = raw.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect();
+        let marks: Vec<(u64, usize)> =
+            words.chunks_exact(2).map(|w| (w[0], w[1] as usize)).take_while(|&(t, _)| t != 0).collect();
+        let mut out: Vec<(String, f64, usize)> = Vec::new();
+        for w in marks.windows(2) {
+            let us = w[1].0.wrapping_sub(w[0].0) as f64 / khz * 1e3;
+            let name = NAMES.get(w[1].1).copied().unwrap_or("?");
+            match out.iter_mut().find(|(n, _, _)| n == name) {
+                Some(r) => {
+                    r.1 += us;
+                    r.2 += 1;
+                }
+                None => out.push((name.to_string(), us, 1)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The persistent kernel's plan for this model, or `None` when the shapes or the device do not fit it
+/// (the reason goes to stderr when `VIVA_TENSOR_PERSIST=1` asked for it): sm_90+, FP8 blocks of 64 or 128
+/// (one scale per 64-k mma segment), a ring of at least 8 tile slots beside the staging buffers in shared
+/// memory, one block of 288 threads per SM. `VIVA_TENSOR_PERSIST_TILE` sets the largest tile in bytes (16384).
+fn persist_plan(
+    dev: &Arc<Device>,
+    stream: &Arc<CudaStream>,
+    cfg: &Config,
+    layers: &[LayerW],
+    format: Format,
+) -> Result<Option<Persist>> {
+    let Format::Fp8 { block } = format else { return Ok(None) };
+    let forced = std::env::var("VIVA_TENSOR_PERSIST").is_ok_and(|v| v == "1");
+    let why_not = |why: String| {
+        if forced {
+            eprintln!("viva_tensor: persistent decode kernel not used: {why}");
+        }
+        Ok(None)
+    };
+    if dev.cc.0 < 9 {
+        return why_not(format!("it needs sm_90+, the device is sm_{}{}", dev.cc.0, dev.cc.1));
+    }
+    if block % 64 != 0 {
+        return why_not(format!("it needs FP8 blocks of 64 or 128 elements, not {block}"));
+    }
+    let tile_bytes = std::env::var("VIVA_TENSOR_PERSIST_TILE")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(16384)
+        .clamp(1024, 65536);
+    let hd = cfg.head_dim;
+    let (kp_h, kp_q, kp_i) =
+        (pack::padded(cfg.hidden_size), pack::padded(cfg.num_heads * hd), pack::padded(cfg.intermediate_size));
+    // Rows per tile as kernels/persist.cu's pk_rows_per_tile; the slot holds the largest tile and its scales.
+    let rows_per_tile = |kp: usize, pairs: bool| {
+        let mut r = 8;
+        while r > 1 && r * kp > tile_bytes {
+            r /= 2;
+        }
+        if pairs {
+            r.max(2)
+        } else {
+            r
+        }
+    };
+    let (mut slot_w, mut slot_s) = (0, 0);
+    for (kp, pairs) in [(kp_h, false), (kp_q, false), (kp_h, true), (kp_i, false)] {
+        let r = rows_per_tile(kp, pairs);
+        slot_w = slot_w.max(r * kp);
+        slot_s = slot_s.max(r * (kp / block) * 4);
+    }
+    let slot_bytes = (slot_w + slot_s + 32).div_ceil(128) * 128;
+    let kmax = kp_h.max(kp_q).max(kp_i);
+    let att_tiles = 2 * 32 * (hd * 2 + 16);
+    let xs_bytes = (kmax * 4).max(att_tiles).div_ceil(128) * 128;
+    let x16_bytes = (kmax * 2).div_ceil(128) * 128;
+    let nb = dev.sms;
+    let qkv_n = (cfg.num_heads + 2 * cfg.num_kv_heads) * hd;
+    let acc_rows = [qkv_n, cfg.hidden_size, 2 * cfg.intermediate_size, cfg.vocab_size]
+        .iter()
+        .map(|&n| n.div_ceil(nb) + 2)
+        .max()
+        .unwrap_or(0)
+        .div_ceil(32)
+        * 32;
+    let fixed = xs_bytes + x16_bytes + acc_rows * 4;
+    let nslots = (dev.persist_smem.saturating_sub(fixed) / slot_bytes).min(64);
+    // At least one slot per consumer warp: with fewer, a warp may wait on a slot two fills ahead of the
+    // producer, and an mbarrier parity wait cannot tell those phases apart (seen: a hang with 7 slots).
+    if nslots < 8 {
+        return why_not(format!(
+            "{nslots} tile slots of {slot_bytes} bytes fit beside {fixed} bytes of staging in {} bytes of shared memory",
+            dev.persist_smem
+        ));
+    }
+    let smem = nslots * slot_bytes + fixed;
+    let per_sm = dev
+        .k
+        .persist
+        .occupancy_max_active_blocks_per_multiprocessor(288, smem, None)
+        .map_err(|e| drv("occupancy query", e))?;
+    if per_sm < 1 {
+        return why_not(format!("a block of 288 threads with {smem} bytes of shared memory does not fit an SM"));
+    }
+    let mut plan: Vec<u8> = Vec::with_capacity(layers.len() * 80);
+    for l in layers {
+        let ptrs = [
+            l.qkv.w.ptr,
+            l.qkv.s.as_ref().map_or(0, |b| b.ptr),
+            l.o.w.ptr,
+            l.o.s.as_ref().map_or(0, |b| b.ptr),
+            l.gate_up.w.ptr,
+            l.gate_up.s.as_ref().map_or(0, |b| b.ptr),
+            l.down.w.ptr,
+            l.down.s.as_ref().map_or(0, |b| b.ptr),
+            l.attn_norm.ptr,
+            l.ffn_norm.ptr,
+        ];
+        plan.extend(ptrs.iter().flat_map(|p| p.to_le_bytes()));
+    }
+    Ok(Some(Persist {
+        plan: Buf::from_bytes(stream, &plan)?,
+        tile_bytes,
+        nslots,
+        slot_bytes,
+        slot_w,
+        xs_bytes,
+        x16_bytes,
+        acc_rows,
+        blocks: nb as u32,
+    }))
 }
 
 // The model is shared by every caller (the NIF's resource); a cache moves between threads.
