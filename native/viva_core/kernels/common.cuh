@@ -85,6 +85,19 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// Warp-wide argmax of (value, index) pairs: the larger value, the lower index on ties; every lane gets it.
+__device__ __forceinline__ void warp_argmax(float* v, int* i) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, *v, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, *i, o);
+    if (ov > *v || (ov == *v && oi < *i)) {
+      *v = ov;
+      *i = oi;
+    }
+  }
+}
+
 // Block-wide sum / max; `red` is shared scratch of 32 floats. Every thread gets the result.
 __device__ __forceinline__ float block_sum(float v, float* red) {
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;

@@ -104,15 +104,7 @@ extern "C" __global__ void argmax_step(const float* __restrict__ logits, int V, 
       idx = k;
     }
   }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, best, o);
-    const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
-    if (ov > best || (ov == best && oi < idx)) {
-      best = ov;
-      idx = oi;
-    }
-  }
+  warp_argmax(&best, &idx);
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   if (lane == 0) {
     bv[w] = best;
@@ -123,15 +115,7 @@ extern "C" __global__ void argmax_step(const float* __restrict__ logits, int V, 
     const int nw = blockDim.x >> 5;
     best = lane < nw ? bv[lane] : NEG_INF;
     idx = lane < nw ? bi[lane] : 0x7fffffff;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ov = __shfl_xor_sync(0xffffffffu, best, o);
-      const int oi = __shfl_xor_sync(0xffffffffu, idx, o);
-      if (ov > best || (ov == best && oi < idx)) {
-        best = ov;
-        idx = oi;
-      }
-    }
+    warp_argmax(&best, &idx);
     if (lane == 0) {
       step[0] = idx == 0x7fffffff ? 0 : idx;
       step[1] += 1;

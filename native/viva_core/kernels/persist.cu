@@ -462,15 +462,7 @@ extern "C" __global__ void __launch_bounds__(PK_THREADS, 1)
   // Greedy token: block argmax (lowest index on ties, NaN never wins), one 64-bit atomicMax of
   // (ordered value bits, ~index); the last block to finish publishes it and resets the sync words.
   const int warp = tid >> 5, lane = tid & 31;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, best_v, o);
-    const int oi = __shfl_xor_sync(0xffffffffu, best_i, o);
-    if (ov > best_v || (ov == best_v && oi < best_i)) {
-      best_v = ov;
-      best_i = oi;
-    }
-  }
+  warp_argmax(&best_v, &best_i);
   if (lane == 0) {
     bv[warp] = best_v;
     bi[warp] = best_i;
