@@ -149,7 +149,7 @@ __device__ __forceinline__ int pk_rows_per_tile(int Kp, bool pairs, int tile_byt
 struct PkStage {
   const u8* w;
   const float* s;
-  int N, K, Kp;
+  int N, Kp;
   bool pairs;
 };
 
@@ -349,11 +349,11 @@ extern "C" __global__ void __launch_bounds__(PK_THREADS, 1)
   auto stage_of = [&](int layer, int kind) -> PkStage {
     const u64* p = plan + (size_t)layer * 10;
     switch (kind) {
-      case 0: return PkStage{(const u8*)p[0], (const float*)p[1], qkv_n, hidden, kp_h, false};
-      case 1: return PkStage{(const u8*)p[2], (const float*)p[3], hidden, H * hd, kp_q, false};
-      case 2: return PkStage{(const u8*)p[4], (const float*)p[5], 2 * inter, hidden, kp_h, true};
-      case 3: return PkStage{(const u8*)p[6], (const float*)p[7], hidden, inter, kp_i, false};
-      default: return PkStage{lm_w, lm_s, vocab, hidden, kp_h, false};
+      case 0: return PkStage{(const u8*)p[0], (const float*)p[1], qkv_n, kp_h, false};
+      case 1: return PkStage{(const u8*)p[2], (const float*)p[3], hidden, kp_q, false};
+      case 2: return PkStage{(const u8*)p[4], (const float*)p[5], 2 * inter, kp_h, true};
+      case 3: return PkStage{(const u8*)p[6], (const float*)p[7], hidden, kp_i, false};
+      default: return PkStage{lm_w, lm_s, vocab, kp_h, false};
     }
   };
 

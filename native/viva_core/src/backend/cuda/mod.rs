@@ -468,7 +468,7 @@ impl CudaModel {
         // `VIVA_TENSOR_NORM_FUSE=0` restores the per-block reduction.
         let norm_fuse = env("VIVA_TENSOR_NORM_FUSE").is_none_or(|v| v != "0");
         // Opt-in (`VIVA_TENSOR_PERSIST=1`): measured slower than the multi-kernel graph so far (docs/gpu.md, v8).
-        let persist = if format == Format::Bf16 || !gqa || env("VIVA_TENSOR_PERSIST").is_none_or(|v| v != "1") {
+        let persist = if !gqa || env("VIVA_TENSOR_PERSIST").is_none_or(|v| v != "1") {
             None
         } else {
             persist_plan(&dev, &stream, cfg, &layers, format)?
@@ -1200,8 +1200,8 @@ impl CudaModel {
     }
 }
 
-/// The persistent kernel's plan for this model, or `None` when the shapes or the device do not fit it
-/// (the reason goes to stderr when `VIVA_TENSOR_PERSIST=1` asked for it): sm_90+, FP8 blocks of 64 or 128
+/// The persistent kernel's plan for this model (asked for with `VIVA_TENSOR_PERSIST=1`), or `None`, with the
+/// reason on stderr, when the format, the shapes or the device do not fit it: sm_90+, FP8 blocks of 64 or 128
 /// (one scale per 64-k mma segment), a ring of at least 8 tile slots beside the staging buffers in shared
 /// memory, one block of 288 threads per SM. `VIVA_TENSOR_PERSIST_TILE` sets the largest tile in bytes (16384).
 fn persist_plan(
@@ -1211,14 +1211,11 @@ fn persist_plan(
     layers: &[LayerW],
     format: Format,
 ) -> Result<Option<Persist>> {
-    let Format::Fp8 { block } = format else { return Ok(None) };
-    let forced = std::env::var("VIVA_TENSOR_PERSIST").is_ok_and(|v| v == "1");
     let why_not = |why: String| {
-        if forced {
-            eprintln!("viva_tensor: persistent decode kernel not used: {why}");
-        }
+        eprintln!("viva_tensor: persistent decode kernel not used: {why}");
         Ok(None)
     };
+    let Format::Fp8 { block } = format else { return why_not("it needs FP8 weights".into()) };
     if dev.cc.0 < 9 {
         return why_not(format!("it needs sm_90+, the device is sm_{}{}", dev.cc.0, dev.cc.1));
     }
