@@ -10,3 +10,21 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
 done
 RES="$OUT/results.jsonl"; : > "$RES"
 CK=/tmp/tinyllama
+# summary: the table of $RES (viva-bench rows, torch_baseline.py rows, BEAM rows), printed last in every call.
+summary() {
+echo "== summary"
+python3 - "$RES" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print(f"{'variant':26s} {'tok/s':>9s} {'ms/tok':>8s} {'GB/tok':>7s} {'GB/s':>6s} {'fwd ms/tok':>10s} {'prefill ms':>10s}  agreement")
+for r in rows:
+    if "beam" in r:
+        print(f"{'beam:' + r['beam']:26s} {r['tok_s']:9.1f} {r['ms_tok']:8.3f} {'':7s} {'':6s} {'':10s} {r['prefill_ms']:7.2f}@512  (generate/3 through the BEAM)")
+    elif "label" in r:
+        a = r.get("agree"); ag = f"top1 {a['top1']:.3f} rel {a['rel_mean']:.2e}" if a else ""
+        pf = f"{r['prefill_ms']:.2f}@{r['prefill_len']}" if r.get("prefill_ms") else "-"
+        print(f"{r['label']:26s} {r['tok_s']:9.1f} {r['ms_tok']:8.3f} {r['weight_gb']:7.3f} {r['gb_s']:6.0f} {r['api_ms_tok']:10.3f} {pf:>10s}  {ag}")
+    else:
+        print(f"{'torch:' + r['variant'] + ('' if r.get('shape', 'tinyllama-1.1b') == 'tinyllama-1.1b' else '@' + r['shape']):26s} {r['tok_s']:9.1f} {r['ms_tok']:8.3f} {r['weight_gb']:7.3f} {r['tb_s']*1e3:6.0f}")
+PY
+}

@@ -33,15 +33,4 @@ for f in 0 1; do
 done
 echo "== torch-graph bf16 (same call)"
 timeout 150 python3 $C/torch_baseline.py --shape tinyllama-1.1b --variants torch-graph:bf16 --json $RES 2>&1 | grep -v Warning | tail -2
-echo "== summary"
-python3 - "$RES" <<'PY'
-import json, sys
-for l in open(sys.argv[1]):
-    if not l.strip(): continue
-    r = json.loads(l)
-    if "label" in r:
-        a = r.get("agree"); ag = f"top1 {a['top1']:.3f} rel {a['rel_mean']:.2e}/{a['rel_max']:.2e}" if a else ""
-        print(f"{r['label']:28s} {r['tok_s']:8.1f} tok/s {r['ms_tok']:7.3f} ms {r['gb_s']:6.0f} GB/s {ag}")
-    else:
-        print(f"{'torch:' + r['variant']:28s} {r['tok_s']:8.1f} tok/s {r['ms_tok']:7.3f} ms")
-PY
+summary

@@ -33,13 +33,4 @@ done
 VIVA_TENSOR_PERSIST=1 run $B --weights fp8 --fp8-block 128 --label v8-fp8-b128 --prefill-len 0 --api-steps 0
 VIVA_TENSOR_PERSIST=1 run $B --weights fp8 --label v8-fp8-b64-long --prompt-len 1500 --new 256 --prefill-len 0 --api-steps 0
 VIVA_TENSOR_PERSIST=0 run $B --weights fp8 --label v7-fp8-b64-long --prompt-len 1500 --new 256 --prefill-len 0 --api-steps 0
-echo "== summary"
-python3 - "$RES" <<'PY'
-import json, sys
-for r in (json.loads(l) for l in open(sys.argv[1]) if l.strip()):
-    if "label" in r:
-        a = r.get("agree"); ag = f"top1 {a['top1']:.3f} rel {a['rel_mean']:.2e}" if a else ""
-        print(f"{r['label']:24s} {r['tok_s']:8.1f} tok/s {r['ms_tok']:7.3f} ms {r['gb_s']:6.0f} GB/s fwd {r['api_ms_tok']:6.3f} pf {r['prefill_ms']:6.2f} {ag}")
-    else:
-        print(f"torch:{r['variant'] + '@' + r.get('shape', ''):18s} {r['tok_s']:8.1f} tok/s {r['ms_tok']:7.3f} ms")
-PY
+summary
