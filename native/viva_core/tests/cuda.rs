@@ -76,6 +76,13 @@ fn greedy(model: &Model, prompt: &[u32], n: usize) -> Vec<u32> {
     generate(model, prompt, &opts, &AtomicBool::new(false), &mut |_, _| true).unwrap().tokens
 }
 
+/// ‖got − want‖₂ / ‖want‖₂ in f64.
+fn rel_l2(want: &[f32], got: &[f32]) -> f64 {
+    let num: f64 = want.iter().zip(got).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum();
+    let den: f64 = want.iter().map(|&a| (a as f64).powi(2)).sum();
+    (num / den).sqrt()
+}
+
 /// bf16 weights on the GPU give the CPU's greedy tokens on the same (bf16-stored) weights, both
 /// through `generate` (logits to the host) and through the on-device greedy loop.
 fn bf16_greedy_matches_cpu(name: &str) {
@@ -132,9 +139,7 @@ fn fp8_agreement(name: &str) {
             for &t in &teacher {
                 same += usize::from(viva_core::sampler::argmax(&lc) == viva_core::sampler::argmax(&lg));
                 total += 1;
-                let num: f64 = lc.iter().zip(&lg).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum();
-                let den: f64 = lc.iter().map(|&a| (a as f64).powi(2)).sum();
-                rel_sum += (num / den).sqrt();
+                rel_sum += rel_l2(&lc, &lg);
                 lc = cpu.forward(&mut cc, &[t]).unwrap();
                 lg = gpu.forward(&mut gc, &[t]).unwrap();
             }
@@ -187,9 +192,7 @@ fn fp8_persistent_matches_kernels(name: &str) {
             if i > 0 {
                 same += usize::from(viva_core::sampler::argmax(&lm) == viva_core::sampler::argmax(&lp));
                 total += 1;
-                let num: f64 = lm.iter().zip(&lp).map(|(&a, &b)| ((a - b) as f64).powi(2)).sum();
-                let den: f64 = lm.iter().map(|&a| (a as f64).powi(2)).sum();
-                let rel = (num / den).sqrt();
+                let rel = rel_l2(&lm, &lp);
                 assert!(rel.is_finite(), "{name}: non-finite logits from the persistent kernel");
                 rel_sum += rel;
                 rel_max = rel_max.max(rel);
