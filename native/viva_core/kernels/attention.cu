@@ -306,13 +306,13 @@ __device__ __forceinline__ void kv_load2(const u16* p, float* f) {
 // calling block; `sync` is the barrier of those 256 threads (__syncthreads in attn_gqa_*, a named barrier in
 // the persistent decode kernel, kernels/persist.cu); gq_tiles: the K / V tile buffers in shared memory.
 // Activations written by other blocks of the same kernel (qkv, po, pml) are read through L2 (ld.cg).
-template <typename KV, typename Sync>
+template <typename KV, typename Sync, typename Pre>
 __device__ __forceinline__ void gqa_item(const float* __restrict__ qkv, int H, int KVH, int hd,
                                          KV* __restrict__ kc, KV* __restrict__ vc, int max_pos,
                                          const float* __restrict__ rope, int pos, float scale, int fuse_new,
                                          float* __restrict__ out, float* __restrict__ po, float* __restrict__ pml,
                                          int* __restrict__ cnt, int kvh, int split, int t, int max_splits,
-                                         u8* gq_tiles, Sync sync) {
+                                         u8* gq_tiles, Sync sync, Pre pre) {
   __shared__ __align__(16) float qs[GQ_WARPS][ATT_MAX_HD];
   __shared__ __align__(16) KV knew[ATT_MAX_HD];
   __shared__ __align__(16) KV vnew[ATT_MAX_HD];
@@ -348,6 +348,7 @@ __device__ __forceinline__ void gqa_item(const float* __restrict__ qkv, int H, i
     }
   };
   issue(s0);
+  pre();  // attn_gqa_*: griddepcontrol.wait in decode, after the cached rows were requested
 
   // Query heads of the group (RoPE'd), and the new token's K / V.
   const bool active = warp < G;
@@ -519,9 +520,15 @@ __device__ __forceinline__ void attn_gqa_body(const float* qkv, int H, int KVH, 
                                               float* out, float* po, float* pml, int* cnt) {
   extern __shared__ __align__(16) u8 gq_tiles[];  // K tile | V tile: GQ_TILE rows of (hd * sizeof(KV) + 16) bytes
   PDL_LAUNCH();
-  PDL_WAIT();
+  // Decode (fuse_new): the cached rows (positions < pos, written by earlier steps) and the position (written
+  // only by the step's last kernel) do not depend on the previous kernel, so the first tile's loads go out
+  // before the wait; the new row comes from qkv after it. Prefill reads rows the previous kernel wrote.
+  if (!fuse_new) PDL_WAIT();
   gqa_item<KV>(qkv, H, KVH, hd, kc, vc, max_pos, rope, step[1] + (int)blockIdx.z, scale, fuse_new, out, po, pml, cnt,
-               blockIdx.x, blockIdx.y, blockIdx.z, gridDim.y, gq_tiles, []() { __syncthreads(); });
+               blockIdx.x, blockIdx.y, blockIdx.z, gridDim.y, gq_tiles, []() { __syncthreads(); },
+               [fuse_new]() {
+                 if (fuse_new) PDL_WAIT();
+               });
 }
 
 extern "C" __global__ void __launch_bounds__(GQ_THREADS, 2)

@@ -73,6 +73,39 @@ __device__ __forceinline__ void fp8x4_to_f32(u32 w, float* o) {
 }
 #endif
 
+// Four E4M3 values (the bytes of `w`, lowest first) as two f16x2 words: lo = (b0, b1), hi = (b2, b3). sm_89+
+// converts exactly in hardware; older chips get the bit move of fp8x4_to_f32 above, i.e. the values / 256
+// (FP8_UNIT undoes it).
+__device__ __forceinline__ void fp8x4_to_f16x2(u32 w, u32* lo, u32* hi) {
+#if __CUDA_ARCH__ >= 890
+  asm("{\n\t.reg .b16 l, h;\n\tmov.b32 {l, h}, %2;\n\tcvt.rn.f16x2.e4m3x2 %0, l;\n\tcvt.rn.f16x2.e4m3x2 %1, h;\n\t}"
+      : "=r"(*lo), "=r"(*hi)
+      : "r"(w));
+#else
+  const u32 a = __byte_perm(w, 0u, 0x4140u), b = __byte_perm(w, 0u, 0x4342u);
+  *lo = ((a & 0x00800080u) << 8) | ((a & 0x007f007fu) << 7);
+  *hi = ((b & 0x00800080u) << 8) | ((b & 0x007f007fu) << 7);
+#endif
+}
+
+__device__ __forceinline__ u16 f32_to_f16_bits(float f) {
+  u16 h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+}
+
+__device__ __forceinline__ u32 smem_u32(const void* p) { return (u32)__cvta_generic_to_shared(p); }
+
+// d += A . B on the tensor cores (mma.sync m16n8k16, f16 inputs, f32 accumulation), with A's rows g and g + 8
+// equal (a0 = a2 register, a4 = a6): the GEMVs put the one activation row in every row of A.
+__device__ __forceinline__ void mma_f16(float* d, u32 a0, u32 a2, u32 b0, u32 b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a0), "r"(a2), "r"(a2), "r"(b0), "r"(b1));
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -63,8 +63,6 @@
 #define PK_PROF_MAX 1024
 
 #if __CUDA_ARCH__ >= 900
-__device__ __forceinline__ u32 smem_u32(const void* p) { return (u32)__cvta_generic_to_shared(p); }
-
 __device__ __forceinline__ void mbar_init(u64* b, u32 count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(b)), "r"(count) : "memory");
 }
@@ -114,23 +112,6 @@ __device__ __forceinline__ void pk_grid_sync(u32* bar, u32& target) {
 #endif
 
 
-__device__ __forceinline__ void fp8x4_to_f16x2(u32 w, u32* lo, u32* hi) {
-#if __CUDA_ARCH__ >= 890
-  asm("{\n\t.reg .b16 l, h;\n\tmov.b32 {l, h}, %2;\n\tcvt.rn.f16x2.e4m3x2 %0, l;\n\tcvt.rn.f16x2.e4m3x2 %1, h;\n\t}"
-      : "=r"(*lo), "=r"(*hi)
-      : "r"(w));
-#else
-  *lo = 0;
-  *hi = 0;
-#endif
-}
-
-__device__ __forceinline__ u16 f32_to_f16_bits(float f) {
-  u16 h;
-  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
-  return h;
-}
-
 // Contiguous share [r0, r1) of N rows for block b of nb (pairs: units of two rows).
 __device__ __forceinline__ void pk_rows(int N, bool pairs, int b, int nb, int* r0, int* r1) {
   const int u = pairs ? N / 2 : N, base = u / nb, extra = u % nb;
@@ -158,14 +139,6 @@ __device__ __forceinline__ void pk_scale_span(int rr, int nr, int nsc, size_t* a
   const size_t s0 = (size_t)rr * nsc * 4, s1 = s0 + (size_t)nr * nsc * 4;
   *a0 = s0 & ~(size_t)15;
   *len = (u32)(((s1 + 15) & ~(size_t)15) - *a0);
-}
-
-__device__ __forceinline__ void mma_f16(float* d, u32 a0, u32 a2, u32 b0, u32 b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a0), "r"(a2), "r"(a2), "r"(b0), "r"(b1));
 }
 
 // Consumer side of one GEMV stage (x' staged, accs zeroed): this block's tiles tbase.. of the stream, row
@@ -430,7 +403,7 @@ extern "C" __global__ void __launch_bounds__(PK_THREADS, 1)
       u16* vcl = vc + (size_t)layer * layer_elems;
       for (int item = blockIdx.x; item < KVH * nsplit; item += gridDim.x)
         gqa_item<u16>(qkv, H, KVH, hd, kcl, vcl, max_pos, rope, pos, scale, 1, att, po, pml, cnt, item % KVH,
-                      item / KVH, 0, GQ_MAX_SPLIT, (u8*)xs32, []() { cons_sync(); });
+                      item / KVH, 0, GQ_MAX_SPLIT, (u8*)xs32, []() { cons_sync(); }, []() {});
     }
     mark(PK_P_ATTN);
     pk_grid_sync(sync, target);
