@@ -5,6 +5,7 @@
 #   (erlc -o .carry/ebin src/*.erl bench/gpu/viva_gpu_beam.erl) and .carry/libviva_tensor_nif.so (make nif).
 # Usage: bash bench/gpu/run.sh [sweep]     (writes logs and results.jsonl under $OUT)
 #   BEAM=1: also time generate/3 through the BEAM;  LLAMA7B=1: also the Llama-2-7B shape (fp8 + torch-graph bf16)
+#   (bench/gpu/llama7b.sh runs that part alone);  EXTRA=1: v9 probe rows
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SHAPE=${SHAPE:-tinyllama-1.1b}
 
@@ -29,6 +30,11 @@ VIVA_TENSOR_FIXTURES=$C/fixtures timeout 240 $C/cuda-tests --test-threads=1 --no
 
 echo "== checkpoint: random $SHAPE (torch_baseline.py)"
 [ -f $CK/config.json ] || python3 $C/torch_baseline.py --save-checkpoint $CK --shape $SHAPE 2>&1 | tail -1
+CK7=/tmp/llama7b
+if [ "${LLAMA7B:-0}" = 1 ] && [ ! -f $CK7/config.json ]; then  # written while the TinyLlama rows run
+  python3 $C/torch_baseline.py --save-checkpoint $CK7 --shape llama-2-7b > "$OUT/ckpt7.log" 2>&1 &
+  CK7PID=$!
+fi
 
 echo "== viva-bench"
 B="$C/viva-bench $CK --backend cuda --json $RES"
@@ -45,25 +51,20 @@ else
   # v4 correctness on the TinyLlama shape: bf16 weights (f32 activations and KV) against the CPU f32
   # path, 300-token prefill (causal GQA kernel) then 16 decode steps (split GQA kernel).
   run $B --weights bf16 --label chk:bf16-vs-cpu --new 16 --prefill-len 0 --api-steps 0 --agree 16 --agree-prompt 300
-  VIVA_TENSOR_ATTN=old run $B --weights fp8 --fp8-block 16 --label viva:fp8/b16-v3attn --api-steps 0
-  run $B --weights fp8 --fp8-block 16 --label viva:fp8/b16 --agree ${AGREE:-24} --profile
-  # Keep whichever attention kernel decoded faster for the rest of the call (both rows are reported).
-  if python3 - "$RES" <<'PY'
-import json, sys
-r = {j["label"]: j["ms_tok"] for j in map(json.loads, open(sys.argv[1])) if "label" in j}
-sys.exit(0 if r.get("viva:fp8/b16-v3attn", 9e9) < r.get("viva:fp8/b16", 9e9) else 1)
-PY
-  then export VIVA_TENSOR_ATTN=old; echo "attention for the rest of the call: v3 (per query head)"
-  else echo "attention for the rest of the call: v4 (GQA)"; fi
+  # Default (v9: fp8 block 128, tensor-core GEMV), then block 64, the v5-v8 CUDA-core GEMV, bf16, the v8 kernel.
+  run $B --weights fp8 --label viva:fp8/b128-default --agree ${AGREE:-24} --profile
+  run $B --weights fp8 --fp8-block 64 --label viva:fp8/b64 --api-steps 0
+  VIVA_TENSOR_GEMV=cuda-core run $B --weights fp8 --fp8-block 64 --label viva:fp8/b64-cudacore-v8 --prefill-len 0 --api-steps 0
   run $B --weights bf16 --label viva:bf16
-  run $B --weights fp8 --fp8-block 32 --label viva:fp8/b32 --prefill-len 0 --api-steps 0
-  run $B --weights fp8 --label viva:fp8/b64-default
-  run $B --weights fp8 --fp8-block 128 --label viva:fp8/b128
-  VIVA_TENSOR_GEMV_PF=132 run $B --weights fp8 --fp8-block 16 --label viva:fp8/b16-L2prefetch --prefill-len 0 --api-steps 0
-  VIVA_TENSOR_PERSIST=1 run $B --weights fp8 --label viva:fp8/b64-persistent-v8 --prefill-len 0 --api-steps 0
+  VIVA_TENSOR_PERSIST=1 run $B --weights fp8 --label viva:fp8/b128-persistent-v8 --prefill-len 0 --api-steps 0
+  if [ "${EXTRA:-0}" = 1 ]; then  # v9 probes: ring 8, and bench-only switches (wrong logits: timing only)
+    VIVA_TENSOR_TC_RING=8 run $B --weights fp8 --label probe:tc3x8 --prefill-len 0 --api-steps 0
+    VIVA_TENSOR_TC_FLAGS=2 run $B --weights fp8 --label probe:tc-nomath --prefill-len 0 --api-steps 0
+    VIVA_TENSOR_TC_FLAGS=1 run $B --weights fp8 --label probe:tc-nohint --prefill-len 0 --api-steps 0
+  fi
 fi
 for f in stories260k bytelevel-tiny; do
-  run $C/viva-bench $C/fixtures/$f --backend cuda --weights fp8 --label $f:fp8/b16 --prompt-len 16 --new 64 --prefill-len 128 --agree 32 --json $RES
+  run $C/viva-bench $C/fixtures/$f --backend cuda --weights fp8 --label $f:fp8/b128 --prompt-len 16 --new 64 --prefill-len 128 --agree 32 --json $RES
 done
 
 echo "== PyTorch peers (same card, same call)"
@@ -83,10 +84,12 @@ fi
 
 if [ "${LLAMA7B:-0}" = 1 ]; then
   echo "== Llama-2-7B shape"
-  CK7=/tmp/llama7b
+  [ -n "${CK7PID:-}" ] && wait $CK7PID; tail -1 "$OUT/ckpt7.log" 2>/dev/null
   df -h /tmp | tail -1
-  [ -f $CK7/config.json ] || timeout 300 python3 $C/torch_baseline.py --save-checkpoint $CK7 --shape llama-2-7b 2>&1 | tail -1
-  run $C/viva-bench $CK7 --backend cuda --weights fp8 --label llama7b:fp8/b64 --new 128 --prefill-len 512 --api-steps 0 --json $RES
+  run $C/viva-bench $CK7 --backend cuda --weights fp8 --label llama7b:fp8/b128-default --new 128 --prefill-len 512 --api-steps 0 --json $RES
+  run $C/viva-bench $CK7 --backend cuda --weights fp8 --fp8-block 64 --label llama7b:fp8/b64 --new 128 --prefill-len 0 --api-steps 0 --json $RES
+  VIVA_TENSOR_TC_BPS=2 VIVA_TENSOR_TC_RING=8 run $C/viva-bench $CK7 --backend cuda --weights fp8 --label llama7b:fp8/b128-tc2x8 --new 128 --prefill-len 0 --api-steps 0 --json $RES
+  VIVA_TENSOR_GEMV=cuda-core run $C/viva-bench $CK7 --backend cuda --weights fp8 --fp8-block 64 --label llama7b:fp8/b64-cudacore-v8 --new 128 --prefill-len 0 --api-steps 0 --json $RES
   rm -rf $CK7
   timeout 200 python3 $C/torch_baseline.py --shape llama-2-7b --variants torch-graph:bf16 --new-tokens 128 --json $RES 2>&1 | grep -v Warning | tail -2
 fi

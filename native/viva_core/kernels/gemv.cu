@@ -217,3 +217,296 @@ GEMV_ENTRY(gemv_bf16_r4, false, 4, 3)
 GEMV_ENTRY(gemv_bf16_r8, false, 8, 1)
 GEMV_ENTRY(gemv_fp8_r4, true, 4, 3)
 GEMV_ENTRY(gemv_fp8_r8, true, 8, 1)
+
+// ------------------------------------------------------------------------------------------------------------
+// v9: the FP8 decode GEMV on the tensor cores, each warp streaming through its own cp.async ring
+// (docs/gpu.md, v9). Default for FP8 weights with blocks of 64 or 128; the kernels above remain for bf16,
+// blocks of 16/32, and as `VIVA_TENSOR_GEMV=v5`.
+//
+// Why: gemv_body gives each block 16 rows and each lane 2 chunks, so a block's life is ramp-up, x' staging
+// (K floats from L2, once per 16 rows), one or two loads and a tail, and only the first chunk is in flight
+// before griddepcontrol.wait. Here one block per SM (grid <= SMs) stages x' once, its warps keep R - 1 pieces
+// of 1 KB each in flight, and the first R pieces of every warp are requested before the wait, while the
+// previous kernel still runs (its blocks leave room: one block of ~80 KB of shared memory per SM).
+//
+// Work: tiles of 8 rows (gate/up's interleaved pairs stay in one tile); block b takes tiles
+// [b T / G, (b + 1) T / G) and splits their pieces (a piece = 8 rows x 128 bytes of K, tile-major) evenly
+// over its 8 warps. Lane (g, q) = (lane / 4, lane % 4) copies bytes [16q, 16q + 16) and [64 + 16q, 80 + 16q)
+// of row g of the piece (every load instruction of a warp reads 8 rows x 64 contiguous bytes) and, if g == 0,
+// the f32 block scales of rows 2q and 2q + 1: exactly the data it reads back, so the ring needs no barrier
+// (cp.async.wait_group per thread). A slot is refilled one iteration after it was read.
+// Math: as persist.cu's pk_gemv (mma.sync m16n8k16, B = 8 weight rows x 16 k in f16 from E4M3, A = x' in
+// every row; the 16 k of an mma are bytes 16q + 4j .. 16q + 4j + 3 of a 64-byte segment, as k = 2q, 2q + 1,
+// 2q + 8, 2q + 9); per 64-k segment the f32 block scale is applied in f32. D column 2q / 2q + 1 of lane
+// (0, q) is rows 2q / 2q + 1; a warp adds its row sums into the block's shared accumulators (one shared
+// atomic per row and tile it touched), and the epilogue (modes and fused norm statistics as gemv_body)
+// writes the block's rows after a block barrier.
+// x' = bf16-rounded activation (A16) times 2^e in f16 with max |x'| < 2^14, exact (see persist.cu); the
+// epilogue multiplies by 2^-e.
+//
+// Dynamic shared memory: ring (8 warps x R x TC_SLOT) | x' (Kp f16) | row sums (tiles of the block x 8 f32).
+
+#define TC_WARPS 8
+#define TC_SLOT 1088  // 8 rows x 128 bytes of weights (two 512-byte halves, lane-major) + 4 lanes x 4 scales
+
+__device__ __forceinline__ void cp_async16(u32 dst, const void* src, u64 policy, bool hint) {
+  if (hint) {
+    asm volatile("cp.async.cg.shared.global.L2::cache_hint.L2::128B [%0], [%1], 16, %2;" ::"r"(dst), "l"(src),
+                 "l"(policy)
+                 : "memory");
+  } else {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src) : "memory");
+  }
+}
+__device__ __forceinline__ void cp_async8(u32 dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;" ::"r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async4(u32 dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+// Bench-only flags (VIVA_TENSOR_TC_FLAGS; wrong results with bits 1-2): 1 no L2 hints on the weight copies,
+// 2 skip the math, 4 read each piece as 1 KB contiguous bytes of the tile instead of 8 rows x 128 B.
+#define TC_NOHINT 1
+#define TC_NOMATH 2
+#define TC_CONTIG 4
+
+// Lane (g, q)'s copies of piece (tile, pc) (K bytes [128 pc, 128 pc + 128) of the tile's 8 rows) into `slot`.
+__device__ __forceinline__ void tc_issue(const u8* __restrict__ W, const float* __restrict__ S, bool qb64, int N,
+                                         int Kp, int nps, int tile, int pc, u32 slot, int lane, u64 policy,
+                                         int flags) {
+  const int g = lane >> 2, q = lane & 3;
+  const bool hint = !(flags & TC_NOHINT);
+  const u8* src = (flags & TC_CONTIG) ? W + ((size_t)tile * nps + pc) * 1024 + 16 * lane
+                                      : W + (size_t)min(tile * 8 + g, N - 1) * Kp + pc * 128 + 16 * q;
+  cp_async16(slot + 16 * lane, src, policy, hint);
+  cp_async16(slot + 512 + 16 * lane, src + ((flags & TC_CONTIG) ? 512 : 64), policy, hint);
+  if (g == 0) {
+    // Scales of rows 2q, 2q + 1: blocks 2pc, 2pc + 1 (qblock 64, adjacent: one 8-byte copy) or block pc (128).
+    const int nsc = qb64 ? Kp >> 6 : Kp >> 7, si = qb64 ? 2 * pc : pc;
+    const float* sa = S + (size_t)min(tile * 8 + 2 * q, N - 1) * nsc + si;
+    const float* sb = S + (size_t)min(tile * 8 + 2 * q + 1, N - 1) * nsc + si;
+    const u32 d = slot + 1024 + 16 * q;
+    if (qb64) {
+      cp_async8(d, sa);
+      cp_async8(d + 8, sb);
+    } else {
+      cp_async4(d, sa);
+      cp_async4(d + 8, sb);
+    }
+  }
+}
+
+// x' into xs16 for the block (all threads): bf16(norm_w * x * rs) or bf16(x), times 2^e, as f16, zero-padded
+// to Kp; zeroes accs[0, nacc). Returns 2^-e. rs from the fused statistics slot when given, else reduced here.
+__device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const float* __restrict__ norm_w, float eps,
+                                            int K, int Kp, const float* __restrict__ ss_in, u16* xs16, float* accs,
+                                            int nacc, float* red) {
+  const int tid = threadIdx.x;
+  constexpr int NB = 8;
+  float rs = 1.f;
+  if (norm_w) {
+    float ss;
+    if (ss_in) {
+      ss = __ldcg(ss_in);
+    } else {
+      float p = 0.f;
+      for (int k = tid; k < K; k += GV_THREADS) {
+        const float v = x[k];
+        p = fmaf(v, v, p);
+      }
+      ss = block_sum(p, red);
+    }
+    rs = 1.0f / sqrtf(ss / (float)K + eps);
+  }
+  float amax = 0.f;
+  for (int base = 0; base < Kp; base += NB * GV_THREADS) {
+    float v[NB], nw[NB];
+#pragma unroll
+    for (int j = 0; j < NB; ++j) {  // all loads of the batch first: one L2 round trip
+      const int k = base + j * GV_THREADS + tid;
+      v[j] = k < K ? x[k] : 0.f;
+      nw[j] = (norm_w && k < K) ? __ldg(norm_w + k) : 1.f;
+    }
+#pragma unroll
+    for (int j = 0; j < NB; ++j) {
+      const int k = base + j * GV_THREADS + tid;
+      if (k < Kp) {
+        const u32 b = f32_to_bf16(norm_w ? nw[j] * (v[j] * rs) : v[j]);
+        xs16[k] = (u16)b;
+        amax = fmaxf(amax, fabsf(bf16_to_f32(b)));
+      }
+    }
+  }
+  for (int i = tid; i < nacc; i += GV_THREADS) accs[i] = 0.f;
+  amax = block_max(amax, red);
+  // 2^sh with max |x'| * 2^sh < 2^14 (as persist.cu's pk_stage_x; 1 for zero or non-finite rows).
+  int sh = 0;
+  if (amax > 0.f && amax < 3.0e38f) sh = min(127, max(-126, 14 - ((int)((__float_as_uint(amax) >> 23) & 0xff) - 126)));
+  const float up = __uint_as_float((u32)(127 + sh) << 23);
+  // Each thread rescales the elements it wrote itself (no barrier needed before this pass).
+  for (int base = 0; base < Kp; base += NB * GV_THREADS) {
+#pragma unroll
+    for (int j = 0; j < NB; ++j) {
+      const int k = base + j * GV_THREADS + tid;
+      if (k < Kp) xs16[k] = f32_to_f16_bits(bf16_to_f32(xs16[k]) * up);
+    }
+  }
+  __syncthreads();
+  return __uint_as_float((u32)(127 - sh) << 23);
+}
+
+template <int R, bool CHAIN>
+__device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const float* __restrict__ S, int qblock, int N,
+                                             int K, int Kp, const float* __restrict__ x,
+                                             const float* __restrict__ norm_w, float eps, float* __restrict__ y,
+                                             int mode, const float* __restrict__ ss_in, float* __restrict__ ss_out,
+                                             int flags) {
+  extern __shared__ __align__(128) u8 tc_smem[];
+  __shared__ float red[32];
+  PDL_LAUNCH();
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
+  const int T = (N + 7) >> 3, G = gridDim.x, b = blockIdx.x;
+  const int t0 = (int)((long long)b * T / G), t1 = (int)((long long)(b + 1) * T / G);
+  const int nps = Kp >> 7;
+  const int P = (t1 - t0) * nps;
+  const int p0 = (int)((long long)warp * P / TC_WARPS), p1 = (int)((long long)(warp + 1) * P / TC_WARPS);
+  const bool qb64 = qblock == 64;
+  u8* ring = tc_smem + warp * (R * TC_SLOT);
+  u16* xs16 = (u16*)(tc_smem + TC_WARPS * R * TC_SLOT);
+  float* accs = (float*)(xs16 + Kp);
+  const u32 ring_s = smem_u32(ring);
+  u64 policy;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+
+  // Issue cursor: piece p0 + issued = (tile it, column ic); the weights do not depend on the previous kernel,
+  // so the ring is filled before waiting for it.
+  int it = t0 + p0 / nps, ic = p0 % nps, issued = 0;
+#pragma unroll
+  for (int i = 0; i < R; ++i) {
+    if (p0 + issued < p1) {
+      tc_issue(W, S, qb64, N, Kp, nps, it, ic, ring_s + i * TC_SLOT, lane, policy, flags);
+      ++issued;
+      if (++ic == nps) ic = 0, ++it;
+    }
+    cp_commit();
+  }
+  PDL_WAIT();
+  const float inv = tc_stage_x(x, norm_w, eps, K, Kp, ss_in, xs16, accs, (t1 - t0) * 8, red) * FP8_UNIT;
+
+  // Consume cursor: local tile ct, column cc.
+  int ct = p0 / nps, cc = p0 % nps, slot = 0;
+  float acc0 = 0.f, acc1 = 0.f;
+  for (int p = p0; p < p1; ++p) {
+    if (p > p0) {  // refill the slot read in the previous iteration (its values are in registers by now)
+      if (p0 + issued < p1) {
+        tc_issue(W, S, qb64, N, Kp, nps, it, ic, ring_s + (slot == 0 ? R - 1 : slot - 1) * TC_SLOT, lane, policy,
+                 flags);
+        ++issued;
+        if (++ic == nps) ic = 0, ++it;
+      }
+      cp_commit();
+    }
+    cp_wait<R - 1>();  // this thread's copies of piece p have landed
+    if (!(flags & TC_NOMATH)) {
+      const u8* sl = ring + slot * TC_SLOT;
+      const uint4 w0 = *(const uint4*)(sl + 16 * lane), w1 = *(const uint4*)(sl + 512 + 16 * lane);
+      const float4 sc = *(const float4*)(sl + 1024 + 16 * q);
+      const u16* xp = xs16 + cc * 128 + 16 * q;
+      const uint4 xa = *(const uint4*)xp, xb = *(const uint4*)(xp + 8);
+      const uint4 xc = *(const uint4*)(xp + 64), xd = *(const uint4*)(xp + 72);
+      const u32 wa[4] = {w0.x, w0.y, w0.z, w0.w}, wb[4] = {w1.x, w1.y, w1.z, w1.w};
+      const u32 va[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
+      const u32 vb[8] = {xc.x, xc.y, xc.z, xc.w, xd.x, xd.y, xd.z, xd.w};
+      // CHAIN: each 64-k segment's four mmas accumulate in the tensor pipe (two dependent chains of four);
+      // otherwise eight independent mmas, summed in f32 afterwards.
+      float da0, da1, eb0, eb1;
+      if (CHAIN) {
+        float d[4] = {0.f, 0.f, 0.f, 0.f}, e[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          u32 b0, b1, c0, c1;
+          fp8x4_to_f16x2(wa[j], &b0, &b1);
+          fp8x4_to_f16x2(wb[j], &c0, &c1);
+          mma_f16(d, va[2 * j], va[2 * j + 1], b0, b1);
+          mma_f16(e, vb[2 * j], vb[2 * j + 1], c0, c1);
+        }
+        da0 = d[0];
+        da1 = d[1];
+        eb0 = e[0];
+        eb1 = e[1];
+      } else {
+        float d[4][4], e[4][4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          u32 b0, b1, c0, c1;
+          fp8x4_to_f16x2(wa[j], &b0, &b1);
+          fp8x4_to_f16x2(wb[j], &c0, &c1);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) d[j][i] = e[j][i] = 0.f;
+          mma_f16(d[j], va[2 * j], va[2 * j + 1], b0, b1);
+          mma_f16(e[j], vb[2 * j], vb[2 * j + 1], c0, c1);
+        }
+        da0 = (d[0][0] + d[1][0]) + (d[2][0] + d[3][0]);
+        da1 = (d[0][1] + d[1][1]) + (d[2][1] + d[3][1]);
+        eb0 = (e[0][0] + e[1][0]) + (e[2][0] + e[3][0]);
+        eb1 = (e[0][1] + e[1][1]) + (e[2][1] + e[3][1]);
+      }
+      acc0 = fmaf(da0, sc.x, fmaf(eb0, qb64 ? sc.y : sc.x, acc0));
+      acc1 = fmaf(da1, sc.z, fmaf(eb1, qb64 ? sc.w : sc.z, acc1));
+    }
+    if (++cc == nps || p + 1 == p1) {  // leaving a tile: its row sums go to the block
+      if (g == 0) {
+        atomicAdd(accs + ct * 8 + 2 * q, acc0);
+        atomicAdd(accs + ct * 8 + 2 * q + 1, acc1);
+      }
+      acc0 = 0.f;
+      acc1 = 0.f;
+      cc = 0;
+      ++ct;
+    }
+    slot = slot == R - 1 ? 0 : slot + 1;
+  }
+  __syncthreads();
+  const int r0 = t0 * 8, nr = min(t1 * 8, N) - r0;
+  float ssp = 0.f;
+  for (int i = tid; i < nr; i += GV_THREADS) {
+    const int n = r0 + i;
+    const float v = accs[i] * inv;
+    if (mode == 0) {
+      y[n] = v;
+    } else if (mode == 1) {
+      const float nv = y[n] + v;
+      y[n] = nv;
+      ssp = fmaf(nv, nv, ssp);
+    } else if ((i & 1) == 0) {
+      y[n >> 1] = silu_mul(v, accs[i + 1] * inv);
+    }
+  }
+  if (ss_out && mode == 1) {
+    ssp = block_sum(ssp, red);
+    if (tid == 0) atomicAdd(ss_out, ssp);
+  }
+}
+
+// R = ring slots per warp (R - 1 pieces in flight); the host picks R, the mma form and the blocks per SM
+// (VIVA_TENSOR_TC_*). At most 85 registers, so that 3 blocks fit an SM.
+#define GEMV_TC_ENTRY(name, R, CHAIN)                                                                            \
+  extern "C" __global__ void __launch_bounds__(GV_THREADS, 3)                                                    \
+      name(const u8* W, const float* S, int qblock, int N, int K, int Kp, const float* x, const float* norm_w,  \
+           float eps, float* y, int mode, const float* ss_in, float* ss_out, int flags) {                       \
+    gemv_tc_body<R, CHAIN>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags);               \
+  }
+GEMV_TC_ENTRY(gemv_fp8_tc3, 3, false)
+GEMV_TC_ENTRY(gemv_fp8_tc4, 4, false)
+GEMV_TC_ENTRY(gemv_fp8_tc6, 6, false)
+GEMV_TC_ENTRY(gemv_fp8_tc8, 8, false)
+GEMV_TC_ENTRY(gemv_fp8_tc3c, 3, true)
+GEMV_TC_ENTRY(gemv_fp8_tc4c, 4, true)
+GEMV_TC_ENTRY(gemv_fp8_tc6c, 6, true)
+GEMV_TC_ENTRY(gemv_fp8_tc8c, 8, true)

@@ -125,7 +125,7 @@ fn fp8_agreement(name: &str) {
     }
     let dir = fixtures().join(name);
     let cpu = load(&dir, BackendKind::Cpu, WeightFormat::F32);
-    for block in [16usize, 128] {
+    for block in [16usize, 64, 128] {
         std::env::set_var("VIVA_TENSOR_FP8_BLOCK", block.to_string());
         let gpu = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
         std::env::remove_var("VIVA_TENSOR_FP8_BLOCK");
@@ -162,64 +162,74 @@ fn bytelevel_tiny_fp8_agreement() {
     fp8_agreement("bytelevel-tiny");
 }
 
-/// The persistent decode kernel (FP8, sm_90+, opt-in `VIVA_TENSOR_PERSIST=1`) against the multi-kernel FP8 path on the same packed weights:
-/// teacher-forced logits agree up to summation order (both round activations to bf16, so a few roundings
-/// may flip), and its on-device argmax picks exactly the argmax of its own logits, over a decode long
-/// enough to use several attention splits.
-fn fp8_persistent_matches_kernels(name: &str) {
+/// The fixture loaded as FP8 twice, with `var` = `base_val` and then `alt_val` (None without CUDA).
+fn load_pair(name: &str, var: &str, base_val: &str, alt_val: &str) -> Option<(Model, Model)> {
     if !cuda() {
-        return;
+        return None;
     }
     let dir = fixtures().join(name);
-    std::env::set_var("VIVA_TENSOR_PERSIST", "0");
-    let multi = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
-    std::env::set_var("VIVA_TENSOR_PERSIST", "1");
-    let pers = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
-    std::env::remove_var("VIVA_TENSOR_PERSIST");
-    assert!(!multi.persistent_decode());
-    if !pers.persistent_decode() {
-        println!("SKIPPED: {name}: the persistent decode kernel is not used on this device");
-        return;
-    }
+    std::env::set_var(var, base_val);
+    let base = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
+    std::env::set_var(var, alt_val);
+    let alt = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
+    std::env::remove_var(var);
+    Some((base, alt))
+}
+
+/// Two FP8 decode paths on the same packed weights: teacher-forced logits agree up to summation order
+/// (both round activations to bf16, so a few roundings may flip), and `alt`'s on-device greedy loop picks
+/// exactly the argmax of its own logits, over a decode long enough to use several attention splits.
+fn compare_fp8(name: &str, label: &str, base: &Model, alt: &Model) {
     let (mut same, mut total, mut rel_sum, mut rel_max) = (0usize, 0usize, 0f64, 0f64);
     for prompt in reference_prompts(name) {
-        let teacher = greedy(&multi, &prompt, 48);
-        let mut mc = multi.new_cache().unwrap();
-        let mut pc = pers.new_cache().unwrap();
-        let mut lm = multi.forward(&mut mc, &prompt).unwrap();
-        let mut lp = pers.forward(&mut pc, &prompt).unwrap();
+        let teacher = greedy(base, &prompt, 48);
+        let mut mc = base.new_cache().unwrap();
+        let mut pc = alt.new_cache().unwrap();
+        let mut lm = base.forward(&mut mc, &prompt).unwrap();
+        let mut lp = alt.forward(&mut pc, &prompt).unwrap();
         for (i, &t) in teacher.iter().enumerate() {
             if i > 0 {
                 same += usize::from(viva_core::sampler::argmax(&lm) == viva_core::sampler::argmax(&lp));
                 total += 1;
                 let rel = rel_l2(&lm, &lp);
-                assert!(rel.is_finite(), "{name}: non-finite logits from the persistent kernel");
+                assert!(rel.is_finite(), "{name}: non-finite logits from the {label}");
                 rel_sum += rel;
                 rel_max = rel_max.max(rel);
             }
-            lm = multi.forward(&mut mc, &[t]).unwrap();
-            lp = pers.forward(&mut pc, &[t]).unwrap();
+            lm = base.forward(&mut mc, &[t]).unwrap();
+            lp = alt.forward(&mut pc, &[t]).unwrap();
         }
-        // On-device greedy (persistent kernel) == host argmax of the same kernel's logits.
-        let mut a = pers.new_cache().unwrap();
-        let mut b = pers.new_cache().unwrap();
-        let first = viva_core::sampler::argmax(&pers.forward(&mut a, &prompt).unwrap());
-        pers.forward(&mut b, &prompt).unwrap();
-        let n = 200.min(pers.config.max_position_embeddings - prompt.len() - 1);
-        let dev = pers.decode_greedy(&mut a, first, n, &mut |_| true).unwrap();
+        // On-device greedy == host argmax of the same path's logits.
+        let mut a = alt.new_cache().unwrap();
+        let mut b = alt.new_cache().unwrap();
+        let first = viva_core::sampler::argmax(&alt.forward(&mut a, &prompt).unwrap());
+        alt.forward(&mut b, &prompt).unwrap();
+        let n = 200.min(alt.config.max_position_embeddings - prompt.len() - 1);
+        let dev = alt.decode_greedy(&mut a, first, n, &mut |_| true).unwrap();
         let mut host = Vec::with_capacity(n);
         let mut tok = first;
         for _ in 0..n {
-            tok = viva_core::sampler::argmax(&pers.forward(&mut b, &[tok]).unwrap());
+            tok = viva_core::sampler::argmax(&alt.forward(&mut b, &[tok]).unwrap());
             host.push(tok);
         }
-        assert_eq!(dev, host, "{name}: on-device greedy vs host argmax of the persistent kernel, prompt {prompt:?}");
+        assert_eq!(dev, host, "{name}: on-device greedy vs host argmax of the {label}, prompt {prompt:?}");
     }
     let agree = same as f64 / total as f64;
     let rel = rel_sum / total as f64;
-    println!("{name}: persistent vs multi-kernel fp8: top-1 agreement {agree:.4} over {total} steps, logits rel difference mean {rel:.3e} max {rel_max:.3e}");
-    assert!(agree >= 0.9, "{name}: persistent kernel top-1 agreement {agree}");
-    assert!(rel < 2e-2, "{name}: persistent kernel logits differ by {rel}");
+    println!("{name}: {label}: top-1 agreement {agree:.4} over {total} steps, logits rel difference mean {rel:.3e} max {rel_max:.3e}");
+    assert!(agree >= 0.9, "{name}: {label} top-1 agreement {agree}");
+    assert!(rel < 2e-2, "{name}: {label} logits differ by {rel}");
+}
+
+/// The persistent decode kernel (FP8, sm_90+, opt-in `VIVA_TENSOR_PERSIST=1`) against the multi-kernel path.
+fn fp8_persistent_matches_kernels(name: &str) {
+    let Some((multi, pers)) = load_pair(name, "VIVA_TENSOR_PERSIST", "0", "1") else { return };
+    assert!(!multi.persistent_decode());
+    if !pers.persistent_decode() {
+        println!("SKIPPED: {name}: the persistent decode kernel is not used on this device");
+        return;
+    }
+    compare_fp8(name, "persistent kernel vs multi-kernel fp8", &multi, &pers);
 }
 
 #[test]
@@ -230,6 +240,22 @@ fn stories260k_fp8_persistent_matches_kernels() {
 #[test]
 fn bytelevel_tiny_fp8_persistent_matches_kernels() {
     fp8_persistent_matches_kernels("bytelevel-tiny");
+}
+
+/// The tensor-core GEMV (v9, the default for FP8 blocks of 64 / 128) against the CUDA-core GEMV of v5
+/// (`VIVA_TENSOR_GEMV=cuda-core`).
+#[test]
+fn stories260k_fp8_tc_gemv_matches_default() {
+    if let Some((v5, tc)) = load_pair("stories260k", "VIVA_TENSOR_GEMV", "cuda-core", "tc") {
+        compare_fp8("stories260k", "tensor-core gemv vs cuda-core gemv", &v5, &tc);
+    }
+}
+
+#[test]
+fn bytelevel_tiny_fp8_tc_gemv_matches_default() {
+    if let Some((v5, tc)) = load_pair("bytelevel-tiny", "VIVA_TENSOR_GEMV", "cuda-core", "tc") {
+        compare_fp8("bytelevel-tiny", "tensor-core gemv vs cuda-core gemv", &v5, &tc);
+    }
 }
 
 /// Loading and dropping a model and caches repeatedly does not leak device memory.

@@ -2,6 +2,6 @@
 //! own KV cache and position (only N = 1 is tuned so far).
 
 pub mod cpu;
-pub mod linalg;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+pub mod linalg;

@@ -137,7 +137,11 @@ fn run(a: &Args) -> viva_core::Result<()> {
     let model = Model::load(&a.model, LoadOptions { backend: a.backend, weights: a.weights })?;
     let load_s = t0.elapsed().as_secs_f64();
     let cfg = &model.config;
-    let block = std::env::var("VIVA_TENSOR_FP8_BLOCK").unwrap_or_else(|_| "64".into());
+    #[cfg(feature = "cuda")]
+    let default_block = viva_core::backend::cuda::FP8_DEFAULT_BLOCK;
+    #[cfg(not(feature = "cuda"))]
+    let default_block = 0;
+    let block = std::env::var("VIVA_TENSOR_FP8_BLOCK").unwrap_or_else(|_| default_block.to_string());
     let variant = match model.weight_format() {
         WeightFormat::Fp8 => format!("{}:fp8/b{block}", model.backend_name()),
         w => format!("{}:{}", model.backend_name(), w.name()),

@@ -73,6 +73,9 @@ pub struct Kernels {
     /// [rows per warp 4, 8]
     pub gemv_bf16: [CudaFunction; 2],
     pub gemv_fp8: [CudaFunction; 2],
+    /// The tensor-core FP8 GEMV (kernels/gemv.cu, v9): 3 / 4 / 6 / 8 ring slots per warp, independent mmas,
+    /// then the same with chained mmas.
+    pub gemv_tc: [CudaFunction; 8],
     pub gemm_bf16: CudaFunction,
     pub gemm_fp8: CudaFunction,
     pub attn_f32: CudaFunction,
@@ -178,6 +181,16 @@ impl Device {
             barrier_probe: f("grid_barrier_probe")?,
             gemv_bf16: [f("gemv_bf16_r4")?, f("gemv_bf16_r8")?],
             gemv_fp8: [f("gemv_fp8_r4")?, f("gemv_fp8_r8")?],
+            gemv_tc: [
+                f("gemv_fp8_tc3")?,
+                f("gemv_fp8_tc4")?,
+                f("gemv_fp8_tc6")?,
+                f("gemv_fp8_tc8")?,
+                f("gemv_fp8_tc3c")?,
+                f("gemv_fp8_tc4c")?,
+                f("gemv_fp8_tc6c")?,
+                f("gemv_fp8_tc8c")?,
+            ],
             gemm_bf16: f("gemm_bf16")?,
             gemm_fp8: f("gemm_fp8")?,
             attn_f32: f("attention_f32kv")?,
@@ -194,7 +207,7 @@ impl Device {
         // The GEMV stages its input row (Kp f32) in dynamic shared memory: allow the device's maximum.
         let static_smem = 2048;
         let max_smem = max_smem.saturating_sub(static_smem);
-        for g in k.gemv_bf16.iter().chain(k.gemv_fp8.iter()) {
+        for g in k.gemv_bf16.iter().chain(k.gemv_fp8.iter()).chain(k.gemv_tc.iter()) {
             g.set_attribute(
                 sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 max_smem as i32,

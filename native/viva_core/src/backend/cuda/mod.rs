@@ -102,10 +102,12 @@ pub fn fp8_block_from_env() -> Result<usize> {
     }
 }
 
-/// Default FP8 block: 64 (DESIGN.md's original was 16). Measured on an H100 (docs/gpu.md, v4/v5):
-/// decode 3% faster than 16 (6% fewer bytes), with the same agreement with the f32 path on the trained
-/// fixture within noise (stories260k top-1 0.906 at 16 and at 64 over 32 steps).
-pub const FP8_DEFAULT_BLOCK: usize = 64;
+/// Default FP8 block: 128 (DESIGN.md's original was 16; 64 from v5 to v8). Measured on an H100 (docs/gpu.md,
+/// v5 and v9): decode faster than 64 in every pair of the same call (TinyLlama shape +1 to +2.5%, Llama-2-7B
+/// shape +2.6%; 3% fewer bytes), and agreement with the f32 path on both trained fixtures at least as good
+/// (stories260k top-1 0.9740 at 64 and 128, logits error 3.26e-2 / 3.22e-2; bytelevel-tiny 0.8194 / 0.8264,
+/// 1.118e-1 / 1.112e-1).
+pub const FP8_DEFAULT_BLOCK: usize = 128;
 
 /// Prefill GEMM path: 0 = not chosen yet (read `VIVA_TENSOR_PREFILL`), 1 = the hand-written mma.sync
 /// kernels (kernels/gemm.cu `gemm_bf16` / `gemm_fp8`), 2 = cuBLAS bf16 GEMMs (FP8 weights dequantized
@@ -241,6 +243,11 @@ pub struct CudaModel {
     /// Blocks of each GEMV that prefetch its whole weight matrix into L2 before waiting on the previous
     /// kernel (0: no prefetch).
     gemv_pf: usize,
+    /// The tensor-core FP8 GEMV's launch shapes (kernels/gemv.cu, v9); None for bf16, FP8 blocks of 16 / 32,
+    /// or `VIVA_TENSOR_GEMV=cuda-core`.
+    gemv_tc: Option<TcCfg>,
+    /// Bench-only switches of the tensor-core GEMV (`VIVA_TENSOR_TC_FLAGS`, kernels/gemv.cu TC_*; 0 normally).
+    tc_flags: i32,
     /// Attention through the GQA kernel (K/V read once per KV head), with up to `gqa_splits` splits
     /// (`VIVA_TENSOR_ATTN=old`: the per-query-head kernel of v1-v3).
     gqa: bool,
@@ -271,6 +278,17 @@ struct Persist {
 
 /// Split-KV partial slots per (query row, head) of the GQA attention kernel (`GQ_MAX_SPLIT`).
 const GQA_MAX_SPLIT: usize = 32;
+
+/// Launch shape of the tensor-core GEMV: kernel variant (index into `Kernels::gemv_tc`; `variant % 4` indexes
+/// `TC_RINGS`, `variant / 4` = chained mmas) and blocks per SM.
+#[derive(Clone, Copy)]
+struct TcCfg {
+    variant: usize,
+    bps: usize,
+}
+
+/// Ring slots per warp of the tensor-core GEMV variants (`Kernels::gemv_tc`, kernels/gemv.cu GEMV_TC_ENTRY).
+const TC_RINGS: [usize; 4] = [3, 4, 6, 8];
 
 /// The pinned 2-slot host ring the greedy loop reads tokens from.
 struct Pinned(*mut i32);
@@ -321,10 +339,10 @@ pub struct CudaCache {
     att: Buf,  // f32 [heads * head_dim]
     act: Buf,  // f32 [intermediate]
     logits: Buf,
-    po: Buf,  // f32 [heads, nsplit, head_dim]  split-KV partial outputs
-    pml: Buf, // f32 [heads, nsplit, 2]         partial max / sum
-    cnt: Buf, // i32 [heads]                    split completion counters
-    ss: Buf,  // f32 [2 layers + 1]               fused norm statistics (sum of squares per RMSNorm)
+    po: Buf,   // f32 [heads, nsplit, head_dim]  split-KV partial outputs
+    pml: Buf,  // f32 [heads, nsplit, 2]         partial max / sum
+    cnt: Buf,  // i32 [heads]                    split completion counters
+    ss: Buf,   // f32 [2 layers + 1]               fused norm statistics (sum of squares per RMSNorm)
     sync: Buf, // u32 [8]  persistent kernel: grid barrier counter, argmax key, done counter (self-resetting)
     pre: Option<Prefill>,
     graph: Option<Graph>,
@@ -456,6 +474,24 @@ impl CudaModel {
         let gemv_iters = env("VIVA_TENSOR_GEMV_ITERS").and_then(|v| v.parse::<usize>().ok()).unwrap_or(2).clamp(1, 16);
         // Off by default: measured slower on an H100 (docs/gpu.md, v4).
         let gemv_pf = env("VIVA_TENSOR_GEMV_PF").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        // v9 (docs/gpu.md): the tensor-core GEMV for FP8 blocks of 64 / 128 (a piece spans 128 k, one or two
+        // scales), 3 blocks of 8 warps per SM with 6 ring slots per warp and chained mmas: the fastest shape
+        // measured on an H100 on the TinyLlama shape (and within 1% of the best on the Llama-2-7B shape).
+        // `VIVA_TENSOR_GEMV=cuda-core` keeps the v5 GEMV; `VIVA_TENSOR_TC_RING` (3, 4, 6, 8), `_BPS` (1-4) and
+        // `_CHAIN=0` (independent mmas) are for experiments.
+        let gemv_tc = match format {
+            Format::Fp8 { block }
+                if (block == 64 || block == 128) && env("VIVA_TENSOR_GEMV").is_none_or(|v| v != "cuda-core") =>
+            {
+                let slots = env("VIVA_TENSOR_TC_RING").and_then(|v| v.parse::<usize>().ok()).unwrap_or(6);
+                let ring = TC_RINGS.iter().position(|&r| r == slots).unwrap_or(2);
+                let bps = env("VIVA_TENSOR_TC_BPS").and_then(|v| v.parse::<usize>().ok()).unwrap_or(3).clamp(1, 4);
+                let chain = env("VIVA_TENSOR_TC_CHAIN").is_none_or(|v| v != "0");
+                Some(TcCfg { variant: ring + 4 * usize::from(chain), bps })
+            }
+            _ => None,
+        };
+        let tc_flags = env("VIVA_TENSOR_TC_FLAGS").and_then(|v| v.parse::<i32>().ok()).unwrap_or(0);
         let group = cfg.num_heads / cfg.num_kv_heads.max(1);
         let gqa = env("VIVA_TENSOR_ATTN").is_none_or(|v| v != "old")
             && cfg.num_kv_heads > 0
@@ -490,6 +526,8 @@ impl CudaModel {
             gemv_rw8,
             gemv_iters,
             gemv_pf,
+            gemv_tc,
+            tc_flags,
             gqa,
             gqa_splits,
             norm_fuse,
@@ -719,6 +757,9 @@ impl CudaModel {
         mode: i32,
         ss: (u64, u64),
     ) -> Result<()> {
+        if let Some(tc) = self.gemv_tc {
+            return self.gemv_tc(s, l, x, norm, y, mode, ss, tc);
+        }
         let (fs, ch) = if self.fp8() { (&self.dev.k.gemv_fp8, 16) } else { (&self.dev.k.gemv_bf16, 8) };
         let rw = if self.gemv_rw8 { 8 } else { 4 };
         let f = &fs[usize::from(self.gemv_rw8)];
@@ -749,6 +790,42 @@ impl CudaModel {
             Arg::P(ss.1),
         ];
         self.dev.launch(s, f, (grid, 1, 1), 256, (l.kp * 4) as u32, &args)
+    }
+
+    /// [`CudaModel::gemv`] through the tensor-core FP8 kernel (kernels/gemv.cu, v9): at most `tc.bps` blocks
+    /// per SM, each taking a contiguous share of the 8-row tiles.
+    #[allow(clippy::too_many_arguments)]
+    fn gemv_tc(
+        &self,
+        s: &CudaStream,
+        l: &Lin,
+        x: u64,
+        norm: Option<&Buf>,
+        y: u64,
+        mode: i32,
+        ss: (u64, u64),
+        tc: TcCfg,
+    ) -> Result<()> {
+        let tiles = l.n.div_ceil(8);
+        let grid = tiles.min(self.dev.sms * tc.bps).max(1);
+        let smem = 8 * TC_RINGS[tc.variant % 4] * 1088 + l.kp * 2 + tiles.div_ceil(grid) * 8 * 4;
+        let args = [
+            Arg::P(l.w.ptr),
+            Arg::P(l.s.as_ref().map_or(0, |b| b.ptr)),
+            Arg::I(self.qblock()),
+            Arg::I(l.n as i32),
+            Arg::I(l.k as i32),
+            Arg::I(l.kp as i32),
+            Arg::P(x),
+            Arg::P(norm.map_or(0, |b| b.ptr)),
+            Arg::F(self.cfg.rms_norm_eps as f32),
+            Arg::P(y),
+            Arg::I(mode),
+            Arg::P(ss.0),
+            Arg::P(ss.1),
+            Arg::I(self.tc_flags),
+        ];
+        self.dev.launch(s, &self.dev.k.gemv_tc[tc.variant], (grid as u32, 1, 1), 256, smem as u32, &args)
     }
 
     /// Y[m, n] (op)= X[m, k] · Wᵀ on the tensor cores (see kernels/gemm.cu).
