@@ -221,33 +221,39 @@ GEMV_ENTRY(gemv_fp8_r8, true, 8, 1)
 // ------------------------------------------------------------------------------------------------------------
 // v9: the FP8 decode GEMV on the tensor cores, each warp streaming through its own cp.async ring
 // (docs/gpu.md, v9). Default for FP8 weights with blocks of 64 or 128; the kernels above remain for bf16,
-// blocks of 16/32, and as `VIVA_TENSOR_GEMV=v5`.
+// blocks of 16/32, and as `VIVA_TENSOR_GEMV=cuda-core`.
 //
 // Why: gemv_body gives each block 16 rows and each lane 2 chunks, so a block's life is ramp-up, x' staging
 // (K floats from L2, once per 16 rows), one or two loads and a tail, and only the first chunk is in flight
-// before griddepcontrol.wait. Here one block per SM (grid <= SMs) stages x' once, its warps keep R - 1 pieces
-// of 1 KB each in flight, and the first R pieces of every warp are requested before the wait, while the
-// previous kernel still runs (its blocks leave room: one block of ~80 KB of shared memory per SM).
+// before griddepcontrol.wait. Here a few blocks per SM stage x' once each, their warps keep R - 1 pieces of
+// 2 KB in flight, and the first R pieces of every warp are requested before the wait. (A first form with 8-row
+// tiles, weights as the B operand and x' in every A row, docs/gpu.md v9a, read x' from shared memory 4x as
+// often and issued twice the mmas; it was 7% slower on the TinyLlama shape.)
 //
-// Work: tiles of 8 rows (gate/up's interleaved pairs stay in one tile); block b takes tiles
-// [b T / G, (b + 1) T / G) and splits their pieces (a piece = 8 rows x 128 bytes of K, tile-major) evenly
+// Work: tiles of 16 rows (gate/up's interleaved pairs stay in one tile); block b takes tiles
+// [b T / G, (b + 1) T / G) and splits their pieces (a piece = 16 rows x 128 bytes of K, tile-major) evenly
 // over its 8 warps. Lane (g, q) = (lane / 4, lane % 4) copies bytes [16q, 16q + 16) and [64 + 16q, 80 + 16q)
-// of row g of the piece (every load instruction of a warp reads 8 rows x 64 contiguous bytes) and, if g == 0,
-// the f32 block scales of rows 2q and 2q + 1: exactly the data it reads back, so the ring needs no barrier
-// (cp.async.wait_group per thread). A slot is refilled one iteration after it was read.
-// Math: as persist.cu's pk_gemv (mma.sync m16n8k16, B = 8 weight rows x 16 k in f16 from E4M3, A = x' in
-// every row; the 16 k of an mma are bytes 16q + 4j .. 16q + 4j + 3 of a 64-byte segment, as k = 2q, 2q + 1,
-// 2q + 8, 2q + 9); per 64-k segment the f32 block scale is applied in f32. D column 2q / 2q + 1 of lane
-// (0, q) is rows 2q / 2q + 1; a warp adds its row sums into the block's shared accumulators (one shared
-// atomic per row and tile it touched), and the epilogue (modes and fused norm statistics as gemv_body)
-// writes the block's rows after a block barrier.
+// of rows g and g + 8 of the piece (each load instruction of a warp reads 8 rows x 64 contiguous bytes)
+// and, if q == 0, the f32 block scales of rows g and g + 8: exactly the data it reads back, so the ring needs
+// no barrier (cp.async.wait_group per thread). A slot is refilled one iteration after it was read.
+// Math: mma.sync m16n8k16 (f16 x f16 -> f32) with A = the 16 weight rows x 16 k, converted exactly from E4M3
+// (cvt.rn.f16x2.e4m3x2), and B = x' in column 0 (lanes g == 0 load it; the other columns are zero, so the
+// other lanes load nothing). The 16 k of an mma are bytes 16q + 4j .. 16q + 4j + 3 of a 64-byte segment, as
+// k = 2q, 2q + 1, 2q + 8, 2q + 9, applied to x' and the weights alike. A segment's four mmas accumulate in
+// the tensor pipe, then its f32 block scale is applied in f32. D column 0 (lanes q == 0) holds rows g and
+// g + 8; a warp adds its row sums into the block's shared accumulators (one shared atomic per row and tile it
+// touched), and the epilogue (modes and fused norm statistics as gemv_body) writes the block's rows after a
+// block barrier.
 // x' = bf16-rounded activation (A16) times 2^e in f16 with max |x'| < 2^14, exact (see persist.cu); the
 // epilogue multiplies by 2^-e.
 //
-// Dynamic shared memory: ring (8 warps x R x TC_SLOT) | x' (Kp f16) | row sums (tiles of the block x 8 f32).
+// Dynamic shared memory: ring (8 warps x R x TC_SLOT) | x' (Kp f16) | row sums (tiles of the block x 16 f32).
 
 #define TC_WARPS 8
-#define TC_SLOT 1088  // 8 rows x 128 bytes of weights (two 512-byte halves, lane-major) + 4 lanes x 4 scales
+#define TC_ROWS 16
+// 16 rows x 128 bytes of weights as four 512-byte quarters (row g / g + 8 x segment 0 / 1, lane-major) + the
+// scales of lanes q == 0 (16 bytes each: row g segment 0, 1, row g + 8 segment 0, 1).
+#define TC_SLOT 2176
 
 __device__ __forceinline__ void cp_async16(u32 dst, const void* src, u64 policy, bool hint) {
   if (hint) {
@@ -270,34 +276,42 @@ __device__ __forceinline__ void cp_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
-// Bench-only flags (VIVA_TENSOR_TC_FLAGS; wrong results with bits 1-2): 1 no L2 hints on the weight copies,
-// 2 skip the math, 4 read each piece as 1 KB contiguous bytes of the tile instead of 8 rows x 128 B.
+// d += A . B (mma.sync m16n8k16, f16 inputs, f32 accumulation), general A fragment.
+__device__ __forceinline__ void mma_f16_a4(float* d, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Bench-only flags (VIVA_TENSOR_TC_FLAGS; wrong results with bit 1): 1 no L2 hints on the weight copies,
+// 2 skip the math.
 #define TC_NOHINT 1
 #define TC_NOMATH 2
-#define TC_CONTIG 4
 
-// Lane (g, q)'s copies of piece (tile, pc) (K bytes [128 pc, 128 pc + 128) of the tile's 8 rows) into `slot`.
+// Lane (g, q)'s copies of piece (tile, pc) (K bytes [128 pc, 128 pc + 128) of the tile's 16 rows) into `slot`.
 __device__ __forceinline__ void tc_issue(const u8* __restrict__ W, const float* __restrict__ S, bool qb64, int N,
-                                         int Kp, int nps, int tile, int pc, u32 slot, int lane, u64 policy,
-                                         int flags) {
+                                         int Kp, int tile, int pc, u32 slot, int lane, u64 policy, int flags) {
   const int g = lane >> 2, q = lane & 3;
   const bool hint = !(flags & TC_NOHINT);
-  const u8* src = (flags & TC_CONTIG) ? W + ((size_t)tile * nps + pc) * 1024 + 16 * lane
-                                      : W + (size_t)min(tile * 8 + g, N - 1) * Kp + pc * 128 + 16 * q;
-  cp_async16(slot + 16 * lane, src, policy, hint);
-  cp_async16(slot + 512 + 16 * lane, src + ((flags & TC_CONTIG) ? 512 : 64), policy, hint);
-  if (g == 0) {
-    // Scales of rows 2q, 2q + 1: blocks 2pc, 2pc + 1 (qblock 64, adjacent: one 8-byte copy) or block pc (128).
+  const int ra = min(tile * TC_ROWS + g, N - 1), rb = min(tile * TC_ROWS + g + 8, N - 1);
+  const u8* sa = W + (size_t)ra * Kp + pc * 128 + 16 * q;
+  const u8* sb = W + (size_t)rb * Kp + pc * 128 + 16 * q;
+  cp_async16(slot + 16 * lane, sa, policy, hint);
+  cp_async16(slot + 512 + 16 * lane, sa + 64, policy, hint);
+  cp_async16(slot + 1024 + 16 * lane, sb, policy, hint);
+  cp_async16(slot + 1536 + 16 * lane, sb + 64, policy, hint);
+  if (q == 0) {
+    // Scales of rows g, g + 8: blocks 2pc, 2pc + 1 (qblock 64, adjacent: one 8-byte copy per row) or pc (128).
     const int nsc = qb64 ? Kp >> 6 : Kp >> 7, si = qb64 ? 2 * pc : pc;
-    const float* sa = S + (size_t)min(tile * 8 + 2 * q, N - 1) * nsc + si;
-    const float* sb = S + (size_t)min(tile * 8 + 2 * q + 1, N - 1) * nsc + si;
-    const u32 d = slot + 1024 + 16 * q;
+    const u32 d = slot + 2048 + 16 * g;
     if (qb64) {
-      cp_async8(d, sa);
-      cp_async8(d + 8, sb);
+      cp_async8(d, S + (size_t)ra * nsc + si);
+      cp_async8(d + 8, S + (size_t)rb * nsc + si);
     } else {
-      cp_async4(d, sa);
-      cp_async4(d + 8, sb);
+      cp_async4(d, S + (size_t)ra * nsc + si);
+      cp_async4(d + 8, S + (size_t)rb * nsc + si);
     }
   }
 }
@@ -361,7 +375,7 @@ __device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const f
   return __uint_as_float((u32)(127 - sh) << 23);
 }
 
-template <int R, bool CHAIN>
+template <int R>
 __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const float* __restrict__ S, int qblock, int N,
                                              int K, int Kp, const float* __restrict__ x,
                                              const float* __restrict__ norm_w, float eps, float* __restrict__ y,
@@ -371,7 +385,7 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
   __shared__ float red[32];
   PDL_LAUNCH();
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
-  const int T = (N + 7) >> 3, G = gridDim.x, b = blockIdx.x;
+  const int T = (N + TC_ROWS - 1) / TC_ROWS, G = gridDim.x, b = blockIdx.x;
   const int t0 = (int)((long long)b * T / G), t1 = (int)((long long)(b + 1) * T / G);
   const int nps = Kp >> 7;
   const int P = (t1 - t0) * nps;
@@ -390,23 +404,22 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
 #pragma unroll
   for (int i = 0; i < R; ++i) {
     if (p0 + issued < p1) {
-      tc_issue(W, S, qb64, N, Kp, nps, it, ic, ring_s + i * TC_SLOT, lane, policy, flags);
+      tc_issue(W, S, qb64, N, Kp, it, ic, ring_s + i * TC_SLOT, lane, policy, flags);
       ++issued;
       if (++ic == nps) ic = 0, ++it;
     }
     cp_commit();
   }
   PDL_WAIT();
-  const float inv = tc_stage_x(x, norm_w, eps, K, Kp, ss_in, xs16, accs, (t1 - t0) * 8, red) * FP8_UNIT;
+  const float inv = tc_stage_x(x, norm_w, eps, K, Kp, ss_in, xs16, accs, (t1 - t0) * TC_ROWS, red) * FP8_UNIT;
 
   // Consume cursor: local tile ct, column cc.
   int ct = p0 / nps, cc = p0 % nps, slot = 0;
-  float acc0 = 0.f, acc1 = 0.f;
+  float acc0 = 0.f, acc8 = 0.f;  // rows g and g + 8 (lanes q == 0)
   for (int p = p0; p < p1; ++p) {
     if (p > p0) {  // refill the slot read in the previous iteration (its values are in registers by now)
       if (p0 + issued < p1) {
-        tc_issue(W, S, qb64, N, Kp, nps, it, ic, ring_s + (slot == 0 ? R - 1 : slot - 1) * TC_SLOT, lane, policy,
-                 flags);
+        tc_issue(W, S, qb64, N, Kp, it, ic, ring_s + (slot == 0 ? R - 1 : slot - 1) * TC_SLOT, lane, policy, flags);
         ++issued;
         if (++ic == nps) ic = 0, ++it;
       }
@@ -415,65 +428,52 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
     cp_wait<R - 1>();  // this thread's copies of piece p have landed
     if (!(flags & TC_NOMATH)) {
       const u8* sl = ring + slot * TC_SLOT;
-      const uint4 w0 = *(const uint4*)(sl + 16 * lane), w1 = *(const uint4*)(sl + 512 + 16 * lane);
-      const float4 sc = *(const float4*)(sl + 1024 + 16 * q);
-      const u16* xp = xs16 + cc * 128 + 16 * q;
-      const uint4 xa = *(const uint4*)xp, xb = *(const uint4*)(xp + 8);
-      const uint4 xc = *(const uint4*)(xp + 64), xd = *(const uint4*)(xp + 72);
-      const u32 wa[4] = {w0.x, w0.y, w0.z, w0.w}, wb[4] = {w1.x, w1.y, w1.z, w1.w};
-      const u32 va[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
-      const u32 vb[8] = {xc.x, xc.y, xc.z, xc.w, xd.x, xd.y, xd.z, xd.w};
-      // CHAIN: each 64-k segment's four mmas accumulate in the tensor pipe (two dependent chains of four);
-      // otherwise eight independent mmas, summed in f32 afterwards.
-      float da0, da1, eb0, eb1;
-      if (CHAIN) {
-        float d[4] = {0.f, 0.f, 0.f, 0.f}, e[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          u32 b0, b1, c0, c1;
-          fp8x4_to_f16x2(wa[j], &b0, &b1);
-          fp8x4_to_f16x2(wb[j], &c0, &c1);
-          mma_f16(d, va[2 * j], va[2 * j + 1], b0, b1);
-          mma_f16(e, vb[2 * j], vb[2 * j + 1], c0, c1);
-        }
-        da0 = d[0];
-        da1 = d[1];
-        eb0 = e[0];
-        eb1 = e[1];
-      } else {
-        float d[4][4], e[4][4];
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          u32 b0, b1, c0, c1;
-          fp8x4_to_f16x2(wa[j], &b0, &b1);
-          fp8x4_to_f16x2(wb[j], &c0, &c1);
-#pragma unroll
-          for (int i = 0; i < 4; ++i) d[j][i] = e[j][i] = 0.f;
-          mma_f16(d[j], va[2 * j], va[2 * j + 1], b0, b1);
-          mma_f16(e[j], vb[2 * j], vb[2 * j + 1], c0, c1);
-        }
-        da0 = (d[0][0] + d[1][0]) + (d[2][0] + d[3][0]);
-        da1 = (d[0][1] + d[1][1]) + (d[2][1] + d[3][1]);
-        eb0 = (e[0][0] + e[1][0]) + (e[2][0] + e[3][0]);
-        eb1 = (e[0][1] + e[1][1]) + (e[2][1] + e[3][1]);
+      const uint4 wa0 = *(const uint4*)(sl + 16 * lane), wa1 = *(const uint4*)(sl + 512 + 16 * lane);
+      const uint4 wb0 = *(const uint4*)(sl + 1024 + 16 * lane), wb1 = *(const uint4*)(sl + 1536 + 16 * lane);
+      // x' of this lane's k (column 0 of B, lanes g == 0); zero elsewhere.
+      uint4 xa = make_uint4(0u, 0u, 0u, 0u), xb = xa, xc = xa, xd = xa;
+      if (g == 0) {
+        const u16* xp = xs16 + cc * 128 + 16 * q;
+        xa = *(const uint4*)xp;
+        xb = *(const uint4*)(xp + 8);
+        xc = *(const uint4*)(xp + 64);
+        xd = *(const uint4*)(xp + 72);
       }
-      acc0 = fmaf(da0, sc.x, fmaf(eb0, qb64 ? sc.y : sc.x, acc0));
-      acc1 = fmaf(da1, sc.z, fmaf(eb1, qb64 ? sc.w : sc.z, acc1));
+      const u32 ra[2][4] = {{wa0.x, wa0.y, wa0.z, wa0.w}, {wa1.x, wa1.y, wa1.z, wa1.w}};
+      const u32 rb[2][4] = {{wb0.x, wb0.y, wb0.z, wb0.w}, {wb1.x, wb1.y, wb1.z, wb1.w}};
+      const u32 xv[2][8] = {{xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w},
+                            {xc.x, xc.y, xc.z, xc.w, xd.x, xd.y, xd.z, xd.w}};
+      float d[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+      for (int sg = 0; sg < 2; ++sg) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          u32 alo, ahi, blo, bhi;
+          fp8x4_to_f16x2(ra[sg][j], &alo, &ahi);  // row g: (k 2q, 2q+1), (k 2q+8, 2q+9)
+          fp8x4_to_f16x2(rb[sg][j], &blo, &bhi);  // row g + 8
+          mma_f16_a4(d[sg], alo, blo, ahi, bhi, xv[sg][2 * j], xv[sg][2 * j + 1]);
+        }
+      }
+      if (q == 0) {
+        const float4 sc = *(const float4*)(sl + 2048 + 16 * g);
+        acc0 = fmaf(d[0][0], sc.x, fmaf(d[1][0], qb64 ? sc.y : sc.x, acc0));
+        acc8 = fmaf(d[0][2], sc.z, fmaf(d[1][2], qb64 ? sc.w : sc.z, acc8));
+      }
     }
     if (++cc == nps || p + 1 == p1) {  // leaving a tile: its row sums go to the block
-      if (g == 0) {
-        atomicAdd(accs + ct * 8 + 2 * q, acc0);
-        atomicAdd(accs + ct * 8 + 2 * q + 1, acc1);
+      if (q == 0) {
+        atomicAdd(accs + ct * TC_ROWS + g, acc0);
+        atomicAdd(accs + ct * TC_ROWS + g + 8, acc8);
       }
       acc0 = 0.f;
-      acc1 = 0.f;
+      acc8 = 0.f;
       cc = 0;
       ++ct;
     }
     slot = slot == R - 1 ? 0 : slot + 1;
   }
   __syncthreads();
-  const int r0 = t0 * 8, nr = min(t1 * 8, N) - r0;
+  const int r0 = t0 * TC_ROWS, nr = min(t1 * TC_ROWS, N) - r0;
   float ssp = 0.f;
   for (int i = tid; i < nr; i += GV_THREADS) {
     const int n = r0 + i;
@@ -494,19 +494,16 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
   }
 }
 
-// R = ring slots per warp (R - 1 pieces in flight); the host picks R, the mma form and the blocks per SM
-// (VIVA_TENSOR_TC_*). At most 85 registers, so that 3 blocks fit an SM.
-#define GEMV_TC_ENTRY(name, R, CHAIN)                                                                            \
+// R = ring slots per warp (R - 1 pieces of 2 KB in flight); the host picks R and the blocks per SM
+// (VIVA_TENSOR_TC_RING / _BPS). At most 85 registers, so that 3 blocks fit an SM.
+#define GEMV_TC_ENTRY(name, R)                                                                                   \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, 3)                                                    \
       name(const u8* W, const float* S, int qblock, int N, int K, int Kp, const float* x, const float* norm_w,  \
            float eps, float* y, int mode, const float* ss_in, float* ss_out, int flags) {                       \
-    gemv_tc_body<R, CHAIN>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags);               \
+    gemv_tc_body<R>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags);                      \
   }
-GEMV_TC_ENTRY(gemv_fp8_tc3, 3, false)
-GEMV_TC_ENTRY(gemv_fp8_tc4, 4, false)
-GEMV_TC_ENTRY(gemv_fp8_tc6, 6, false)
-GEMV_TC_ENTRY(gemv_fp8_tc8, 8, false)
-GEMV_TC_ENTRY(gemv_fp8_tc3c, 3, true)
-GEMV_TC_ENTRY(gemv_fp8_tc4c, 4, true)
-GEMV_TC_ENTRY(gemv_fp8_tc6c, 6, true)
-GEMV_TC_ENTRY(gemv_fp8_tc8c, 8, true)
+GEMV_TC_ENTRY(gemv_fp8_tc2, 2)
+GEMV_TC_ENTRY(gemv_fp8_tc3, 3)
+GEMV_TC_ENTRY(gemv_fp8_tc4, 4)
+GEMV_TC_ENTRY(gemv_fp8_tc5, 5)
+GEMV_TC_ENTRY(gemv_fp8_tc6, 6)

@@ -73,9 +73,8 @@ pub struct Kernels {
     /// [rows per warp 4, 8]
     pub gemv_bf16: [CudaFunction; 2],
     pub gemv_fp8: [CudaFunction; 2],
-    /// The tensor-core FP8 GEMV (kernels/gemv.cu, v9): 3 / 4 / 6 / 8 ring slots per warp, independent mmas,
-    /// then the same with chained mmas.
-    pub gemv_tc: [CudaFunction; 8],
+    /// The tensor-core FP8 GEMV (kernels/gemv.cu, v9) with 2 / 3 / 4 / 5 / 6 ring slots per warp.
+    pub gemv_tc: [CudaFunction; 5],
     pub gemm_bf16: CudaFunction,
     pub gemm_fp8: CudaFunction,
     pub attn_f32: CudaFunction,
@@ -182,14 +181,11 @@ impl Device {
             gemv_bf16: [f("gemv_bf16_r4")?, f("gemv_bf16_r8")?],
             gemv_fp8: [f("gemv_fp8_r4")?, f("gemv_fp8_r8")?],
             gemv_tc: [
+                f("gemv_fp8_tc2")?,
                 f("gemv_fp8_tc3")?,
                 f("gemv_fp8_tc4")?,
+                f("gemv_fp8_tc5")?,
                 f("gemv_fp8_tc6")?,
-                f("gemv_fp8_tc8")?,
-                f("gemv_fp8_tc3c")?,
-                f("gemv_fp8_tc4c")?,
-                f("gemv_fp8_tc6c")?,
-                f("gemv_fp8_tc8c")?,
             ],
             gemm_bf16: f("gemm_bf16")?,
             gemm_fp8: f("gemm_fp8")?,

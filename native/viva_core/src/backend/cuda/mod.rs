@@ -279,8 +279,8 @@ struct Persist {
 /// Split-KV partial slots per (query row, head) of the GQA attention kernel (`GQ_MAX_SPLIT`).
 const GQA_MAX_SPLIT: usize = 32;
 
-/// Launch shape of the tensor-core GEMV: kernel variant (index into `Kernels::gemv_tc`; `variant % 4` indexes
-/// `TC_RINGS`, `variant / 4` = chained mmas) and blocks per SM.
+/// Launch shape of the tensor-core GEMV: kernel variant (index into `Kernels::gemv_tc` and `TC_RINGS`) and
+/// blocks per SM.
 #[derive(Clone, Copy)]
 struct TcCfg {
     variant: usize,
@@ -288,7 +288,12 @@ struct TcCfg {
 }
 
 /// Ring slots per warp of the tensor-core GEMV variants (`Kernels::gemv_tc`, kernels/gemv.cu GEMV_TC_ENTRY).
-const TC_RINGS: [usize; 4] = [3, 4, 6, 8];
+const TC_RINGS: [usize; 5] = [2, 3, 4, 5, 6];
+
+/// Bytes of one ring slot of the tensor-core GEMV (kernels/gemv.cu TC_SLOT: 16 rows x 128 B + scales) and
+/// rows per tile (TC_ROWS).
+const TC_SLOT: usize = 2176;
+const TC_ROWS: usize = 16;
 
 /// The pinned 2-slot host ring the greedy loop reads tokens from.
 struct Pinned(*mut i32);
@@ -475,19 +480,18 @@ impl CudaModel {
         // Off by default: measured slower on an H100 (docs/gpu.md, v4).
         let gemv_pf = env("VIVA_TENSOR_GEMV_PF").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
         // v9 (docs/gpu.md): the tensor-core GEMV for FP8 blocks of 64 / 128 (a piece spans 128 k, one or two
-        // scales), 3 blocks of 8 warps per SM with 6 ring slots per warp and chained mmas: the fastest shape
-        // measured on an H100 on the TinyLlama shape (and within 1% of the best on the Llama-2-7B shape).
-        // `VIVA_TENSOR_GEMV=cuda-core` keeps the v5 GEMV; `VIVA_TENSOR_TC_RING` (3, 4, 6, 8), `_BPS` (1-4) and
-        // `_CHAIN=0` (independent mmas) are for experiments.
+        // scales), 2 blocks of 8 warps per SM with 5 ring slots (4 pieces of 2 KB in flight) per warp: the
+        // fastest shape measured on an H100 on both the TinyLlama and the Llama-2-7B shapes.
+        // `VIVA_TENSOR_GEMV=cuda-core` keeps the v5 GEMV; `VIVA_TENSOR_TC_RING` (2-6) and `_BPS` (1-4) are for
+        // experiments.
         let gemv_tc = match format {
             Format::Fp8 { block }
                 if (block == 64 || block == 128) && env("VIVA_TENSOR_GEMV").is_none_or(|v| v != "cuda-core") =>
             {
-                let slots = env("VIVA_TENSOR_TC_RING").and_then(|v| v.parse::<usize>().ok()).unwrap_or(6);
-                let ring = TC_RINGS.iter().position(|&r| r == slots).unwrap_or(2);
-                let bps = env("VIVA_TENSOR_TC_BPS").and_then(|v| v.parse::<usize>().ok()).unwrap_or(3).clamp(1, 4);
-                let chain = env("VIVA_TENSOR_TC_CHAIN").is_none_or(|v| v != "0");
-                Some(TcCfg { variant: ring + 4 * usize::from(chain), bps })
+                let slots = env("VIVA_TENSOR_TC_RING").and_then(|v| v.parse::<usize>().ok()).unwrap_or(5);
+                let variant = TC_RINGS.iter().position(|&r| r == slots).unwrap_or(3);
+                let bps = env("VIVA_TENSOR_TC_BPS").and_then(|v| v.parse::<usize>().ok()).unwrap_or(2).clamp(1, 4);
+                Some(TcCfg { variant, bps })
             }
             _ => None,
         };
@@ -793,7 +797,7 @@ impl CudaModel {
     }
 
     /// [`CudaModel::gemv`] through the tensor-core FP8 kernel (kernels/gemv.cu, v9): at most `tc.bps` blocks
-    /// per SM, each taking a contiguous share of the 8-row tiles.
+    /// per SM, each taking a contiguous share of the 16-row tiles.
     #[allow(clippy::too_many_arguments)]
     fn gemv_tc(
         &self,
@@ -806,9 +810,9 @@ impl CudaModel {
         ss: (u64, u64),
         tc: TcCfg,
     ) -> Result<()> {
-        let tiles = l.n.div_ceil(8);
+        let tiles = l.n.div_ceil(TC_ROWS);
         let grid = tiles.min(self.dev.sms * tc.bps).max(1);
-        let smem = 8 * TC_RINGS[tc.variant % 4] * 1088 + l.kp * 2 + tiles.div_ceil(grid) * 8 * 4;
+        let smem = 8 * TC_RINGS[tc.variant] * TC_SLOT + l.kp * 2 + tiles.div_ceil(grid) * TC_ROWS * 4;
         let args = [
             Arg::P(l.w.ptr),
             Arg::P(l.s.as_ref().map_or(0, |b| b.ptr)),
