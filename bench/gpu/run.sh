@@ -52,15 +52,15 @@ else
   # path, 300-token prefill (causal GQA kernel) then 16 decode steps (split GQA kernel).
   run $B --weights bf16 --label chk:bf16-vs-cpu --new 16 --prefill-len 0 --api-steps 0 --agree 16 --agree-prompt 300
   # Default (v9: fp8 block 128, tensor-core GEMV), then block 64, the v5-v8 CUDA-core GEMV, bf16, the v8 kernel.
+  # EXTRA=1 adds the tensor-core GEMV with a fixed ring (5 or 6 slots for every matrix) and without its math.
   run $B --weights fp8 --label viva:fp8/b128-default --agree ${AGREE:-24} --profile
   run $B --weights fp8 --fp8-block 64 --label viva:fp8/b64 --api-steps 0
   VIVA_TENSOR_GEMV=cuda-core run $B --weights fp8 --fp8-block 64 --label viva:fp8/b64-cudacore-v8 --prefill-len 0 --api-steps 0
   run $B --weights bf16 --label viva:bf16
   VIVA_TENSOR_PERSIST=1 run $B --weights fp8 --label viva:fp8/b128-persistent-v8 --prefill-len 0 --api-steps 0
   if [ "${EXTRA:-0}" = 1 ]; then  # v9 probes: ring 8, and bench-only switches (wrong logits: timing only)
-    VIVA_TENSOR_TC_RING=4 run $B --weights fp8 --label probe:tc2x4 --prefill-len 0 --api-steps 0
+    VIVA_TENSOR_TC_RING=5 run $B --weights fp8 --label probe:tc2x5 --prefill-len 0 --api-steps 0
     VIVA_TENSOR_TC_RING=6 run $B --weights fp8 --label probe:tc2x6 --prefill-len 0 --api-steps 0
-    VIVA_TENSOR_TC_BPS=1 run $B --weights fp8 --label probe:tc1x5 --prefill-len 0 --api-steps 0
     VIVA_TENSOR_TC_FLAGS=2 run $B --weights fp8 --label probe:tc-nomath --prefill-len 0 --api-steps 0
   fi
 fi
@@ -89,7 +89,7 @@ if [ "${LLAMA7B:-0}" = 1 ]; then
   df -h /tmp | tail -1
   run $C/viva-bench $CK7 --backend cuda --weights fp8 --label llama7b:fp8/b128-default --new 128 --prefill-len 512 --api-steps 0 --json $RES
   run $C/viva-bench $CK7 --backend cuda --weights fp8 --fp8-block 64 --label llama7b:fp8/b64 --new 128 --prefill-len 0 --api-steps 0 --json $RES
-  VIVA_TENSOR_TC_RING=6 run $C/viva-bench $CK7 --backend cuda --weights fp8 --label llama7b:fp8/b128-tc2x6 --new 128 --prefill-len 0 --api-steps 0 --json $RES
+  VIVA_TENSOR_TC_RING=5 run $C/viva-bench $CK7 --backend cuda --weights fp8 --label llama7b:fp8/b128-tc2x5 --new 128 --prefill-len 0 --api-steps 0 --json $RES
   VIVA_TENSOR_GEMV=cuda-core run $C/viva-bench $CK7 --backend cuda --weights fp8 --fp8-block 64 --label llama7b:fp8/b64-cudacore-v8 --new 128 --prefill-len 0 --api-steps 0 --json $RES
   rm -rf $CK7
   timeout 200 python3 $C/torch_baseline.py --shape llama-2-7b --variants torch-graph:bf16 --new-tokens 128 --json $RES 2>&1 | grep -v Warning | tail -2

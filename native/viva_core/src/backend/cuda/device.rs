@@ -102,6 +102,9 @@ pub struct Device {
     pub sms: usize,
     /// Largest dynamic shared memory a block may ask for (after the opt-in).
     pub max_smem: usize,
+    /// Shared memory of one SM, and what the driver reserves per resident block (launch-shape choices).
+    pub sm_smem: usize,
+    pub block_reserved_smem: usize,
     /// Dynamic shared memory the persistent decode kernel may use (after its static arrays).
     pub persist_smem: usize,
     /// Launch with programmatic dependent launch (sm_90+, `VIVA_TENSOR_PDL=0` turns it off).
@@ -163,6 +166,10 @@ impl Device {
         let sms = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?.max(1) as usize;
         let max_smem =
             attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?.max(0) as usize;
+        let sm_smem =
+            attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR)?.max(0) as usize;
+        let block_reserved_smem =
+            attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK)?.max(0) as usize;
         if cc.0 < 8 {
             return Err(Error::CudaUnavailable(format!(
                 "{name} has compute capability {}.{}; the CUDA backend needs 8.0 or newer (bf16 tensor cores)",
@@ -224,7 +231,19 @@ impl Device {
             )
             .map_err(|e| drv("shared memory opt-in", e))?;
         let pdl = cc.0 >= 9 && std::env::var("VIVA_TENSOR_PDL").map(|v| v != "0").unwrap_or(true);
-        Ok(Device { ctx, k, name, cc, sms, max_smem, persist_smem, pdl, blas: Mutex::new(BlasSlot::Untried) })
+        Ok(Device {
+            ctx,
+            k,
+            name,
+            cc,
+            sms,
+            max_smem,
+            sm_smem,
+            block_reserved_smem,
+            persist_smem,
+            pdl,
+            blas: Mutex::new(BlasSlot::Untried),
+        })
     }
 
     /// Launches `f` on `stream`. Arguments are 8-byte slots (pointers, or i32/f32 in the low bytes,

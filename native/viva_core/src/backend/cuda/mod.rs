@@ -279,11 +279,11 @@ struct Persist {
 /// Split-KV partial slots per (query row, head) of the GQA attention kernel (`GQ_MAX_SPLIT`).
 const GQA_MAX_SPLIT: usize = 32;
 
-/// Launch shape of the tensor-core GEMV: kernel variant (index into `Kernels::gemv_tc` and `TC_RINGS`) and
-/// blocks per SM.
+/// Launch shape of the tensor-core GEMV: kernel variant (index into `Kernels::gemv_tc` and `TC_RINGS`; None:
+/// the largest ring that lets `bps` blocks share an SM) and blocks per SM.
 #[derive(Clone, Copy)]
 struct TcCfg {
-    variant: usize,
+    variant: Option<usize>,
     bps: usize,
 }
 
@@ -480,16 +480,18 @@ impl CudaModel {
         // Off by default: measured slower on an H100 (docs/gpu.md, v4).
         let gemv_pf = env("VIVA_TENSOR_GEMV_PF").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
         // v9 (docs/gpu.md): the tensor-core GEMV for FP8 blocks of 64 / 128 (a piece spans 128 k, one or two
-        // scales), 2 blocks of 8 warps per SM with 5 ring slots (4 pieces of 2 KB in flight) per warp: the
-        // fastest shape measured on an H100 on both the TinyLlama and the Llama-2-7B shapes.
-        // `VIVA_TENSOR_GEMV=cuda-core` keeps the v5 GEMV; `VIVA_TENSOR_TC_RING` (2-6) and `_BPS` (1-4) are for
-        // experiments.
+        // scales), 2 blocks of 8 warps per SM, each warp with as many ring slots (up to 6, i.e. 5 pieces of 2 KB
+        // in flight) as let both blocks fit an SM's shared memory: measured on an H100, 6 slots beat 5 where two
+        // blocks still fit, and a shape that left one block per SM (7B down projection) lost (docs/gpu.md v9).
+        // `VIVA_TENSOR_GEMV=cuda-core` keeps the v5 GEMV; `VIVA_TENSOR_TC_RING` (2-6, fixed for every matrix)
+        // and `_BPS` (1-4) are for experiments.
         let gemv_tc = match format {
             Format::Fp8 { block }
                 if (block == 64 || block == 128) && env("VIVA_TENSOR_GEMV").is_none_or(|v| v != "cuda-core") =>
             {
-                let slots = env("VIVA_TENSOR_TC_RING").and_then(|v| v.parse::<usize>().ok()).unwrap_or(5);
-                let variant = TC_RINGS.iter().position(|&r| r == slots).unwrap_or(3);
+                let variant = env("VIVA_TENSOR_TC_RING")
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .and_then(|slots| TC_RINGS.iter().position(|&r| r == slots));
                 let bps = env("VIVA_TENSOR_TC_BPS").and_then(|v| v.parse::<usize>().ok()).unwrap_or(2).clamp(1, 4);
                 Some(TcCfg { variant, bps })
             }
@@ -812,7 +814,11 @@ impl CudaModel {
     ) -> Result<()> {
         let tiles = l.n.div_ceil(TC_ROWS);
         let grid = tiles.min(self.dev.sms * tc.bps).max(1);
-        let smem = 8 * TC_RINGS[tc.variant] * TC_SLOT + l.kp * 2 + tiles.div_ceil(grid) * TC_ROWS * 4;
+        let smem_of = |v: usize| 8 * TC_RINGS[v] * TC_SLOT + l.kp * 2 + tiles.div_ceil(grid) * TC_ROWS * 4;
+        // Static shared memory of the kernel (its reduction scratch) is under 256 bytes.
+        let fits = |v: usize| tc.bps * (smem_of(v) + 256 + self.dev.block_reserved_smem) <= self.dev.sm_smem;
+        let variant = tc.variant.unwrap_or_else(|| (1..TC_RINGS.len()).rev().find(|&v| fits(v)).unwrap_or(0));
+        let smem = smem_of(variant);
         let args = [
             Arg::P(l.w.ptr),
             Arg::P(l.s.as_ref().map_or(0, |b| b.ptr)),
@@ -829,7 +835,7 @@ impl CudaModel {
             Arg::P(ss.1),
             Arg::I(self.tc_flags),
         ];
-        self.dev.launch(s, &self.dev.k.gemv_tc[tc.variant], (grid as u32, 1, 1), 256, smem as u32, &args)
+        self.dev.launch(s, &self.dev.k.gemv_tc[variant], (grid as u32, 1, 1), 256, smem as u32, &args)
     }
 
     /// Y[m, n] (op)= X[m, k] · Wᵀ on the tensor cores (see kernels/gemm.cu).
