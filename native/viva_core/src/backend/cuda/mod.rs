@@ -280,7 +280,7 @@ struct Persist {
 const GQA_MAX_SPLIT: usize = 32;
 
 /// Launch shape of the tensor-core GEMV: kernel variant (index into `Kernels::gemv_tc` and `TC_RINGS`; None:
-/// the largest ring that lets `bps` blocks share an SM) and blocks per SM.
+/// chosen per matrix, see `CudaModel::load`) and blocks per SM.
 #[derive(Clone, Copy)]
 struct TcCfg {
     variant: Option<usize>,
@@ -293,6 +293,8 @@ const TC_RINGS: [usize; 5] = [2, 3, 4, 5, 6];
 /// Bytes of one ring slot of the tensor-core GEMV (kernels/gemv.cu TC_SLOT: 16 rows x 128 B + scales) and
 /// rows per tile (TC_ROWS).
 const TC_SLOT: usize = 2176;
+/// Matrices of at least this many bytes keep two tensor-core GEMV blocks per SM (see `CudaModel::load`).
+const TC_LARGE: usize = 32 << 20;
 const TC_ROWS: usize = 16;
 
 /// The pinned 2-slot host ring the greedy loop reads tokens from.
@@ -480,9 +482,11 @@ impl CudaModel {
         // Off by default: measured slower on an H100 (docs/gpu.md, v4).
         let gemv_pf = env("VIVA_TENSOR_GEMV_PF").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
         // v9 (docs/gpu.md): the tensor-core GEMV for FP8 blocks of 64 / 128 (a piece spans 128 k, one or two
-        // scales), 2 blocks of 8 warps per SM, each warp with as many ring slots (up to 6, i.e. 5 pieces of 2 KB
-        // in flight) as let both blocks fit an SM's shared memory: measured on an H100, 6 slots beat 5 where two
-        // blocks still fit, and a shape that left one block per SM (7B down projection) lost (docs/gpu.md v9).
+        // scales), 2 blocks of 8 warps per SM, 6 ring slots per warp (5 pieces of 2 KB in flight), except for a
+        // large matrix (>= 32 MB) where 6 slots would leave room for one block per SM: there the most slots with
+        // which two blocks fit. Measured on an H100 (docs/gpu.md v9): 6 slots everywhere was fastest on the
+        // TinyLlama shape (its 12 MB down projection runs one block per SM), but lost on the Llama-2-7B shape,
+        // whose 45 MB down projection (K = 11008) needs two blocks' bytes in flight.
         // `VIVA_TENSOR_GEMV=cuda-core` keeps the v5 GEMV; `VIVA_TENSOR_TC_RING` (2-6, fixed for every matrix)
         // and `_BPS` (1-4) are for experiments.
         let gemv_tc = match format {
@@ -817,7 +821,14 @@ impl CudaModel {
         let smem_of = |v: usize| 8 * TC_RINGS[v] * TC_SLOT + l.kp * 2 + tiles.div_ceil(grid) * TC_ROWS * 4;
         // Static shared memory of the kernel (its reduction scratch) is under 256 bytes.
         let fits = |v: usize| tc.bps * (smem_of(v) + 256 + self.dev.block_reserved_smem) <= self.dev.sm_smem;
-        let variant = tc.variant.unwrap_or_else(|| (1..TC_RINGS.len()).rev().find(|&v| fits(v)).unwrap_or(0));
+        let top = TC_RINGS.len() - 1;
+        let variant = tc.variant.unwrap_or_else(|| {
+            if l.bytes < TC_LARGE || fits(top) {
+                top
+            } else {
+                (1..top).rev().find(|&v| fits(v)).unwrap_or(0)
+            }
+        });
         let smem = smem_of(variant);
         let args = [
             Arg::P(l.w.ptr),
