@@ -10,6 +10,24 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
 done
 RES="$OUT/results.jsonl"; : > "$RES"
 CK=/tmp/tinyllama
+CK7=/tmp/llama7b
+# run / run7: one viva-bench (or other) command with a 120 s / 240 s limit, its output kept in bench.log.
+run() { echo "-- $*"; timeout 120 "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -v "^model " ; }
+run7() { echo "-- $*"; timeout 240 "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -v "^model " ; }
+# ckpts_bg: writes the random TinyLlama-shape and Llama-2-7B-shape checkpoints in the background (CKPID);
+# wait_tiny: waits for the first one.
+ckpts_bg() {
+  ( [ -f $CK/config.json ] || python3 $C/torch_baseline.py --save-checkpoint $CK --shape tinyllama-1.1b > "$OUT/ckpt.log" 2>&1
+    [ -f $CK7/config.json ] || python3 $C/torch_baseline.py --save-checkpoint $CK7 --shape llama-2-7b > "$OUT/ckpt7.log" 2>&1 ) &
+  CKPID=$!
+}
+wait_tiny() { while [ ! -f $CK/config.json ]; do sleep 2; kill -0 $CKPID 2>/dev/null || break; done; sleep 5; }
+# cuda_tests: tests/cuda.rs on the device, the lines that carry results.
+cuda_tests() {
+  echo "== correctness: tests/cuda.rs"
+  VIVA_TENSOR_FIXTURES=$C/fixtures timeout 300 $C/cuda-tests --test-threads=1 --nocapture 2>&1 \
+    | tee "$OUT/cuda-tests.log" | grep -E "SKIPPED|vs |agreement|test result|panicked|FAILED|free device|not used"
+}
 # summary: the table of $RES (viva-bench rows, torch_baseline.py rows, BEAM rows), printed last in every call.
 summary() {
 echo "== summary"

@@ -4,14 +4,12 @@
 # 5 ring slots for every matrix, the v5-v8 CUDA-core GEMV at block 64, and the torch-graph bf16 peer, in one call.
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader
-CK7=/tmp/llama7b
 [ -f $CK7/config.json ] || timeout 300 python3 $C/torch_baseline.py --save-checkpoint $CK7 --shape llama-2-7b 2>&1 | tail -1
-run() { echo "-- $*"; timeout 240 "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -v "^model " ; }
 B7="$C/viva-bench $CK7 --backend cuda --weights fp8 --new 128 --api-steps 0 --json $RES"
-run $B7 --label llama7b:fp8/b128-default --prefill-len 512 --profile
-run $B7 --label llama7b:fp8/b64 --fp8-block 64 --prefill-len 0
-VIVA_TENSOR_TC_RING=5 run $B7 --label llama7b:fp8/b128-tc2x5 --prefill-len 0
-VIVA_TENSOR_GEMV=cuda-core run $B7 --label llama7b:fp8/b64-cudacore-v8 --fp8-block 64 --prefill-len 0
-run $B7 --label llama7b:fp8/b128-default-r2 --prefill-len 0
+run7 $B7 --label llama7b:fp8/b128-default --prefill-len 512 --profile
+run7 $B7 --label llama7b:fp8/b64 --fp8-block 64 --prefill-len 0
+VIVA_TENSOR_TC_RING=5 run7 $B7 --label llama7b:fp8/b128-tc2x5 --prefill-len 0
+VIVA_TENSOR_GEMV=cuda-core run7 $B7 --label llama7b:fp8/b64-cudacore-v8 --fp8-block 64 --prefill-len 0
+run7 $B7 --label llama7b:fp8/b128-default-r2 --prefill-len 0
 timeout 200 python3 $C/torch_baseline.py --shape llama-2-7b --variants torch-graph:bf16 --new-tokens 128 --json $RES 2>&1 | grep -v Warning | tail -2
 summary

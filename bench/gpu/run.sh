@@ -30,7 +30,6 @@ VIVA_TENSOR_FIXTURES=$C/fixtures timeout 240 $C/cuda-tests --test-threads=1 --no
 
 echo "== checkpoint: random $SHAPE (torch_baseline.py)"
 [ -f $CK/config.json ] || python3 $C/torch_baseline.py --save-checkpoint $CK --shape $SHAPE 2>&1 | tail -1
-CK7=/tmp/llama7b
 if [ "${LLAMA7B:-0}" = 1 ] && [ ! -f $CK7/config.json ]; then  # written while the TinyLlama rows run
   python3 $C/torch_baseline.py --save-checkpoint $CK7 --shape llama-2-7b > "$OUT/ckpt7.log" 2>&1 &
   CK7PID=$!
@@ -38,7 +37,6 @@ fi
 
 echo "== viva-bench"
 B="$C/viva-bench $CK --backend cuda --json $RES"
-run() { echo "-- $*"; timeout 120 "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -v "^model " ; }
 if [ "${1:-}" = sweep ]; then
   # GEMV shape sweep (rows per warp x chunks per lane) on fp8/b16, then per-kernel profiles.
   for rw in 4 8; do for it in 1 2 4; do

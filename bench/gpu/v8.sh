@@ -11,8 +11,6 @@ VIVA_TENSOR_FIXTURES=$C/fixtures timeout 300 $C/cuda-tests --test-threads=1 --no
   | tee "$OUT/cuda-tests.log" | grep -E "SKIPPED|persistent|agreement|test result|panicked|FAILED|free device|not used"
 wait $CKPID; tail -1 "$OUT/ckpt.log"
 B="$C/viva-bench $CK --backend cuda --json $RES"
-run() { echo "-- $*"; timeout 120 "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -v "^model " ; }
-run7() { echo "-- $*"; timeout 240 "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -v "^model " ; }
 echo "== decode: persistent (v8) vs multi-kernel (v7), interleaved, with per-phase profiles"
 VIVA_TENSOR_PERSIST=1 run $B --weights fp8 --label v8-fp8-b64 --prefill-len 0 --agree 24 --profile
 VIVA_TENSOR_PERSIST=0 run $B --weights fp8 --label v7-fp8-b64 --prefill-len 0 --profile
@@ -20,7 +18,7 @@ VIVA_TENSOR_PERSIST=1 run $B --weights fp8 --label v8-fp8-b64-r2 --prefill-len 5
 echo "== torch-graph bf16 peer"
 timeout 200 python3 $C/torch_baseline.py --shape tinyllama-1.1b --variants torch-graph:bf16 --json $RES 2>&1 | grep -v Warning | tail -1
 if [ "${LLAMA7B:-1}" = 1 ]; then
-  echo "== Llama-2-7B shape"; CK7=/tmp/llama7b
+  echo "== Llama-2-7B shape"
   [ -f $CK7/config.json ] || timeout 300 python3 $C/torch_baseline.py --save-checkpoint $CK7 --shape llama-2-7b 2>&1 | tail -1
   B7="$C/viva-bench $CK7 --backend cuda --json $RES --weights fp8 --new 128 --prefill-len 0 --api-steps 0"
   VIVA_TENSOR_PERSIST=1 run7 $B7 --label llama7b-v8-fp8-b64 --profile

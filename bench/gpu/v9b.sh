@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # v9 diagnosis (docs/gpu.md): kernel-level ncu timings of the tensor-core GEMV on the lm_head (32000 x 2048) and
-# gate/up (11264 x 2048) matrices, with bench-only switches (VIVA_TENSOR_TC_FLAGS: 1 no L2 hints, 2 no math,
-# 4 contiguous 1 KB pieces), ring sizes and blocks per SM, next to the v5 GEMV; then WarpStateStats of the default.
+# gate/up (11264 x 2048) matrices, with bench-only switches (VIVA_TENSOR_TC_FLAGS: 1 no L2 hints, 2 no math),
+# ring sizes and blocks per SM, next to the v5 GEMV; then WarpStateStats of the default. (As run for v9b, at
+# 8-row tiles, it also had ring 8 / 12 and a contiguous-piece switch, 4, since removed.)
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 echo "== device"; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 [ -f $CK/config.json ] || python3 $C/torch_baseline.py --save-checkpoint $CK --shape tinyllama-1.1b > "$OUT/ckpt.log" 2>&1
@@ -22,17 +23,12 @@ else:
     print(sys.argv[2], "no data:", t[-600:])
 PY
 }
-prof v5-r4 gemv_fp8_r VIVA_TENSOR_GEMV=v5
-prof v9-ring8 gemv_fp8_tc VIVA_TENSOR_TC_RING=8
-prof v9-ring12 gemv_fp8_tc VIVA_TENSOR_TC_RING=12
-prof v9-ring8-bps2 gemv_fp8_tc VIVA_TENSOR_TC_BPS=2
-prof v9-ring4-bps3 gemv_fp8_tc VIVA_TENSOR_TC_BPS=3 VIVA_TENSOR_TC_RING=4
-prof v9-ring8-nohint gemv_fp8_tc VIVA_TENSOR_TC_FLAGS=1
-prof v9-ring8-nomath gemv_fp8_tc VIVA_TENSOR_TC_FLAGS=2
-prof v9-ring8-contig gemv_fp8_tc VIVA_TENSOR_TC_FLAGS=4
-prof v9-ring8-contig-nomath gemv_fp8_tc VIVA_TENSOR_TC_FLAGS=6
-prof v9-ring12-contig-nomath gemv_fp8_tc VIVA_TENSOR_TC_FLAGS=6 VIVA_TENSOR_TC_RING=12
-prof v9-ring12-nomath-nohint gemv_fp8_tc VIVA_TENSOR_TC_FLAGS=3 VIVA_TENSOR_TC_RING=12
+prof cudacore-r4 gemv_fp8_r VIVA_TENSOR_GEMV=cuda-core
+prof tc-default gemv_fp8_tc
+prof tc-2x4 gemv_fp8_tc VIVA_TENSOR_TC_RING=4
+prof tc-3x3 gemv_fp8_tc VIVA_TENSOR_TC_BPS=3 VIVA_TENSOR_TC_RING=3
+prof tc-nohint gemv_fp8_tc VIVA_TENSOR_TC_FLAGS=1
+prof tc-nomath gemv_fp8_tc VIVA_TENSOR_TC_FLAGS=2
 echo "== WarpStateStats + memory of the v9 lm_head GEMV (default)"
 VIVA_TENSOR_CUDA_GRAPH=0 timeout 100 ncu -k regex:gemv_fp8_tc -c 1 --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis \
   $C/viva-bench $CK --backend cuda --weights fp8 --new 2 --prompt-len 8 --prefill-len 0 --api-steps 0 2>&1 | grep -vE "^model |^==PROF==|^\s*$|----" | head -90

@@ -1,19 +1,14 @@
 #!/usr/bin/env bash
-# v9f call (docs/gpu.md, v9): the tensor-core GEMV with 16-row tiles (weights as the mma A operand, x' in one
+# A/B against a base binary (.carry/viva-bench-base, built from another commit) in one call. As run for v9f
+# (docs/gpu.md, v9): the tensor-core GEMV with 16-row tiles (weights as the mma A operand, x' in one
 # B column: a quarter of the x' shared-memory reads and half the mmas of the 8-row form) against the 8-row form
 # of the previous commit (.carry/viva-bench-base) in the same call, ring / blocks-per-SM variants, the
 # math-free probe; TinyLlama and Llama-2-7B shapes with the torch-graph bf16 peers. Inputs as run.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader
-( [ -f $CK/config.json ] || python3 $C/torch_baseline.py --save-checkpoint $CK --shape tinyllama-1.1b > "$OUT/ckpt.log" 2>&1
-  CK7=/tmp/llama7b; [ ! -f $CK7/config.json ] && python3 $C/torch_baseline.py --save-checkpoint $CK7 --shape llama-2-7b > "$OUT/ckpt7.log" 2>&1 ) &
-CKPID=$!
-echo "== correctness: tests/cuda.rs"
-VIVA_TENSOR_FIXTURES=$C/fixtures timeout 300 $C/cuda-tests --test-threads=1 --nocapture 2>&1 \
-  | tee "$OUT/cuda-tests.log" | grep -E "SKIPPED|vs |agreement|test result|panicked|FAILED|free device|not used"
-while [ ! -f $CK/config.json ]; do sleep 2; kill -0 $CKPID 2>/dev/null || break; done; sleep 5
-run() { echo "-- $*"; timeout 120 "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -v "^model " ; }
-run7() { echo "-- $*"; timeout 240 "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -v "^model " ; }
+ckpts_bg
+cuda_tests
+wait_tiny
 B="$C/viva-bench $CK --backend cuda --json $RES --weights fp8"
 B0="$C/viva-bench-base $CK --backend cuda --json $RES --weights fp8"
 Q="--prefill-len 0 --api-steps 0"
@@ -31,7 +26,7 @@ run $B --label row16-3x4-r2 $Q
 run $B --label row16-b64 --fp8-block 64 $Q
 echo "== torch-graph bf16 peer"
 timeout 200 python3 $C/torch_baseline.py --shape tinyllama-1.1b --variants torch-graph:bf16 --json $RES 2>&1 | grep -v Warning | tail -1
-echo "== Llama-2-7B shape"; CK7=/tmp/llama7b
+echo "== Llama-2-7B shape"
 wait $CKPID; tail -1 "$OUT/ckpt7.log" 2>/dev/null
 B7="$C/viva-bench $CK7 --backend cuda --json $RES --weights fp8 --new 128 $Q"
 B70="$C/viva-bench-base $CK7 --backend cuda --json $RES --weights fp8 --new 128 $Q"

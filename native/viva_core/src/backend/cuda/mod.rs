@@ -755,6 +755,21 @@ impl CudaModel {
         i32::from(self.fp8())
     }
 
+    /// The arguments both GEMV kernels start with: W, S, qblock, N, K, Kp, x, norm_w, eps.
+    fn gemv_head(&self, l: &Lin, x: u64, norm: Option<&Buf>) -> [Arg; 9] {
+        [
+            Arg::P(l.w.ptr),
+            Arg::P(l.s.as_ref().map_or(0, |b| b.ptr)),
+            Arg::I(self.qblock()),
+            Arg::I(l.n as i32),
+            Arg::I(l.k as i32),
+            Arg::I(l.kp as i32),
+            Arg::P(x),
+            Arg::P(norm.map_or(0, |b| b.ptr)),
+            Arg::F(self.cfg.rms_norm_eps as f32),
+        ]
+    }
+
     /// y (op)= W · x', x' optionally RMS-normalised with `norm` (see kernels/gemv.cu).
     #[allow(clippy::too_many_arguments)]
     fn gemv(
@@ -782,23 +797,10 @@ impl CudaModel {
         let rpb = (8 / wk) * rw;
         let grid = l.n.div_ceil(rpb) as u32;
         let args = [
-            Arg::P(l.w.ptr),
-            Arg::P(l.s.as_ref().map_or(0, |b| b.ptr)),
-            Arg::I(self.qblock()),
-            Arg::I(l.n as i32),
-            Arg::I(l.k as i32),
-            Arg::I(l.kp as i32),
-            Arg::P(x),
-            Arg::P(norm.map_or(0, |b| b.ptr)),
-            Arg::F(self.cfg.rms_norm_eps as f32),
-            Arg::I(self.a16()),
-            Arg::P(y),
-            Arg::I(mode),
-            Arg::I(wk as i32),
-            Arg::I(self.gemv_pf as i32),
-            Arg::P(ss.0),
-            Arg::P(ss.1),
-        ];
+            &self.gemv_head(l, x, norm)[..],
+            &[Arg::P(y), Arg::I(mode), Arg::I(wk as i32), Arg::I(self.gemv_pf as i32), Arg::P(ss.0), Arg::P(ss.1)],
+        ]
+        .concat();
         self.dev.launch(s, f, (grid, 1, 1), 256, (l.kp * 4) as u32, &args)
     }
 
@@ -831,21 +833,10 @@ impl CudaModel {
         });
         let smem = smem_of(variant);
         let args = [
-            Arg::P(l.w.ptr),
-            Arg::P(l.s.as_ref().map_or(0, |b| b.ptr)),
-            Arg::I(self.qblock()),
-            Arg::I(l.n as i32),
-            Arg::I(l.k as i32),
-            Arg::I(l.kp as i32),
-            Arg::P(x),
-            Arg::P(norm.map_or(0, |b| b.ptr)),
-            Arg::F(self.cfg.rms_norm_eps as f32),
-            Arg::P(y),
-            Arg::I(mode),
-            Arg::P(ss.0),
-            Arg::P(ss.1),
-            Arg::I(self.tc_flags),
-        ];
+            &self.gemv_head(l, x, norm)[..],
+            &[Arg::P(y), Arg::I(mode), Arg::P(ss.0), Arg::P(ss.1), Arg::I(self.tc_flags)],
+        ]
+        .concat();
         self.dev.launch(s, &self.dev.k.gemv_tc[variant], (grid as u32, 1, 1), 256, smem as u32, &args)
     }
 
