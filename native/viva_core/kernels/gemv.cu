@@ -42,6 +42,24 @@ __device__ __forceinline__ void l2_prefetch_share(const u8* base, size_t total, 
   if (off < total) l2_prefetch(base, off, total - off < per ? total - off : per);
 }
 
+// 1 / RMS of x (HF LlamaRMSNorm's rsqrt(mean(x²) + eps)), block-wide: from the fused statistics slot when given
+// (sum(x²) accumulated by the producer), else reduced here.
+__device__ __forceinline__ float gv_norm_rs(const float* __restrict__ x, int K, float eps,
+                                            const float* __restrict__ ss_in, float* red) {
+  float ss;
+  if (ss_in) {
+    ss = __ldcg(ss_in);
+  } else {
+    float p = 0.f;
+    for (int k = threadIdx.x; k < K; k += GV_THREADS) {
+      const float v = x[k];
+      p = fmaf(v, v, p);
+    }
+    ss = block_sum(p, red);
+  }
+  return 1.0f / sqrtf(ss / (float)K + eps);
+}
+
 template <bool FP8, int RW>
 __device__ __forceinline__ void gemv_body(const u8* __restrict__ W, const float* __restrict__ S, int qblock, int N,
                                           int K, int Kp, const float* __restrict__ x,
@@ -93,18 +111,7 @@ __device__ __forceinline__ void gemv_body(const u8* __restrict__ W, const float*
   }
   PDL_WAIT();
 
-  float rs = 1.f;
-  if (norm_w && ss_in) {
-    rs = 1.0f / sqrtf(__ldcg(ss_in) / (float)K + eps);
-  } else if (norm_w) {
-    float ss = 0.f;
-    for (int k = tid; k < K; k += GV_THREADS) {
-      const float v = x[k];
-      ss = fmaf(v, v, ss);
-    }
-    ss = block_sum(ss, red);
-    rs = 1.0f / sqrtf(ss / (float)K + eps);
-  }
+  const float rs = norm_w ? gv_norm_rs(x, K, eps, ss_in, red) : 1.f;
   for (int k = tid; k < Kp; k += GV_THREADS) {
     float v = 0.f;
     if (k < K) {
@@ -317,27 +324,13 @@ __device__ __forceinline__ void tc_issue(const u8* __restrict__ W, const float* 
 }
 
 // x' into xs16 for the block (all threads): bf16(norm_w * x * rs) or bf16(x), times 2^e, as f16, zero-padded
-// to Kp; zeroes accs[0, nacc). Returns 2^-e. rs from the fused statistics slot when given, else reduced here.
+// to Kp; zeroes accs[0, nacc). Returns 2^-e.
 __device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const float* __restrict__ norm_w, float eps,
                                             int K, int Kp, const float* __restrict__ ss_in, u16* xs16, float* accs,
                                             int nacc, float* red) {
   const int tid = threadIdx.x;
   constexpr int NB = 8;
-  float rs = 1.f;
-  if (norm_w) {
-    float ss;
-    if (ss_in) {
-      ss = __ldcg(ss_in);
-    } else {
-      float p = 0.f;
-      for (int k = tid; k < K; k += GV_THREADS) {
-        const float v = x[k];
-        p = fmaf(v, v, p);
-      }
-      ss = block_sum(p, red);
-    }
-    rs = 1.0f / sqrtf(ss / (float)K + eps);
-  }
+  const float rs = norm_w ? gv_norm_rs(x, K, eps, ss_in, red) : 1.f;
   float amax = 0.f;
   for (int base = 0; base < Kp; base += NB * GV_THREADS) {
     float v[NB], nw[NB];
