@@ -798,7 +798,15 @@ impl CudaModel {
         let grid = l.n.div_ceil(rpb) as u32;
         let args = [
             &self.gemv_head(l, x, norm)[..],
-            &[Arg::P(y), Arg::I(mode), Arg::I(wk as i32), Arg::I(self.gemv_pf as i32), Arg::P(ss.0), Arg::P(ss.1)],
+            &[
+                Arg::I(self.a16()),
+                Arg::P(y),
+                Arg::I(mode),
+                Arg::I(wk as i32),
+                Arg::I(self.gemv_pf as i32),
+                Arg::P(ss.0),
+                Arg::P(ss.1),
+            ],
         ]
         .concat();
         self.dev.launch(s, f, (grid, 1, 1), 256, (l.kp * 4) as u32, &args)
