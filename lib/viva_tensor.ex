@@ -181,8 +181,9 @@ defmodule VivaTensor do
   enumerating process receives the pieces; halting the stream early (`Enum.take/2`,
   `Stream.take_while/2`, ...) cancels it. The pieces concatenate to the `:text` that
   `generate/3` returns for the same options. A piece is held back while it could be the
-  start of a stop sequence or an incomplete UTF-8 character. Errors (bad options, a
-  prompt too long) raise `VivaTensor.Error` during enumeration.
+  start of a stop sequence or an incomplete UTF-8 character. Invalid options raise
+  `VivaTensor.Error` here, when the stream is made; errors that depend on the prompt (too
+  long for the context, token ids out of range) raise it during enumeration.
 
   ## Examples
 
@@ -195,6 +196,9 @@ defmodule VivaTensor do
   """
   @spec stream(Model.t(), String.t(), [generate_option()]) :: Enumerable.t()
   def stream(%Model{ref: ref}, prompt, opts \\ []) when is_binary(prompt) do
+    opts = unwrap!(generate_opts(opts))
+    unwrap!(:viva_tensor_core.normalize_generate_opts(opts))
+
     Stream.resource(
       fn -> stream_start(ref, prompt, opts) end,
       &stream_next/1,
@@ -203,10 +207,8 @@ defmodule VivaTensor do
   end
 
   defp stream_start(ref, prompt, opts) do
-    with {:ok, opts} <- generate_opts(opts),
-         {:ok, job} <- :viva_tensor_core.stream_start(ref, prompt, opts) do
-      {:running, job, 0}
-    else
+    case :viva_tensor_core.stream_start(ref, prompt, opts) do
+      {:ok, job} -> {:running, job, 0}
       {:error, reason} -> raise Error, reason
     end
   end

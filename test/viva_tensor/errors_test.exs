@@ -226,7 +226,23 @@ defmodule VivaTensor.ErrorsTest do
       assert_error(VivaTensor.generate(m, text, max_new_tokens: 1), :prompt_too_long)
     end
 
-    test "stream/3 raises the same errors when enumerated", %{model: m} do
+    test "stream/3 raises on invalid options when the stream is made, before any enumeration", %{
+      model: m
+    } do
+      assert %VivaTensor.Error{kind: :invalid_option} =
+               assert_raise(VivaTensor.Error, fn ->
+                 VivaTensor.stream(m, "Once", temperature: -1.0)
+               end)
+
+      assert %VivaTensor.Error{kind: :invalid_option} =
+               assert_raise(VivaTensor.Error, fn ->
+                 VivaTensor.stream(m, "Once", [:not_a_keyword])
+               end)
+
+      refute_receive {:viva_tensor, _, _}, 100
+    end
+
+    test "stream/3 raises prompt-dependent errors when enumerated", %{model: m} do
       ids = [1 | List.duplicate(261, 599)]
 
       assert %VivaTensor.Error{kind: :prompt_too_long} =
