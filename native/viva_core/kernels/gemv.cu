@@ -235,7 +235,7 @@ GEMV_ENTRY(gemv_fp8_r8, true, 8, 1)
 // before griddepcontrol.wait. Here a few blocks per SM stage x' once each, their warps keep R - 1 pieces of
 // 2 KB in flight, and the first R pieces of every warp are requested before the wait. (A first form with 8-row
 // tiles, weights as the B operand and x' in every A row, docs/gpu.md v9a, read x' from shared memory 4x as
-// often and issued twice the mmas; it was 7% slower on the TinyLlama shape.)
+// often and issued twice the mmas: 1100 tok/s against 1239 on the TinyLlama shape, best shape of each, same call.)
 //
 // Work: tiles of 16 rows (gate/up's interleaved pairs stay in one tile); block b takes tiles
 // [b T / G, (b + 1) T / G) and splits their pieces (a piece = 16 rows x 128 bytes of K, tile-major) evenly
