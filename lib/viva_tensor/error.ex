@@ -1,7 +1,8 @@
 defmodule VivaTensor.Error do
   @moduledoc """
   Raised by the bang functions (`VivaTensor.load_model!/2`, `VivaTensor.generate!/3`, ...)
-  and by `VivaTensor.stream/3` while it is enumerated.
+  and by `VivaTensor.stream/3` (for invalid options when it is called, for prompt errors while
+  it is enumerated).
 
   `kind` is the error kind of the `{:error, {kind, message}}` tuple the non-bang
   function returns (`:not_found`, `:invalid_option`, `:prompt_too_long`, ...; the full
