@@ -287,6 +287,35 @@ struct TcCfg {
     bps: usize,
 }
 
+/// Launch shape of the tensor-core GEMV for an `n` x `kp` matrix of `bytes` (weights and scales): grid, kernel
+/// variant and dynamic shared memory. The ring is 6 slots (`tc.variant` fixes it), except for a matrix of at
+/// least `TC_LARGE` bytes where 6 slots would not let `tc.bps` blocks share an SM of `sm_smem` bytes (each
+/// block also costs `reserved` bytes and its static arrays): there the most slots with which they fit.
+fn tc_shape(
+    n: usize,
+    kp: usize,
+    bytes: usize,
+    tc: TcCfg,
+    sms: usize,
+    sm_smem: usize,
+    reserved: usize,
+) -> (u32, usize, usize) {
+    let tiles = n.div_ceil(TC_ROWS);
+    let grid = tiles.min(sms * tc.bps).max(1);
+    let smem_of = |v: usize| 8 * TC_RINGS[v] * TC_SLOT + kp * 2 + tiles.div_ceil(grid) * TC_ROWS * 4;
+    // Static shared memory of the kernel (its reduction scratch) is under 256 bytes.
+    let fits = |v: usize| tc.bps * (smem_of(v) + 256 + reserved) <= sm_smem;
+    let top = TC_RINGS.len() - 1;
+    let variant = tc.variant.unwrap_or_else(|| {
+        if bytes < TC_LARGE || fits(top) {
+            top
+        } else {
+            (1..top).rev().find(|&v| fits(v)).unwrap_or(0)
+        }
+    });
+    (grid as u32, variant, smem_of(variant))
+}
+
 /// Ring slots per warp of the tensor-core GEMV variants (`Kernels::gemv_tc`, kernels/gemv.cu GEMV_TC_ENTRY).
 const TC_RINGS: [usize; 5] = [2, 3, 4, 5, 6];
 
@@ -826,26 +855,14 @@ impl CudaModel {
         ss: (u64, u64),
         tc: TcCfg,
     ) -> Result<()> {
-        let tiles = l.n.div_ceil(TC_ROWS);
-        let grid = tiles.min(self.dev.sms * tc.bps).max(1);
-        let smem_of = |v: usize| 8 * TC_RINGS[v] * TC_SLOT + l.kp * 2 + tiles.div_ceil(grid) * TC_ROWS * 4;
-        // Static shared memory of the kernel (its reduction scratch) is under 256 bytes.
-        let fits = |v: usize| tc.bps * (smem_of(v) + 256 + self.dev.block_reserved_smem) <= self.dev.sm_smem;
-        let top = TC_RINGS.len() - 1;
-        let variant = tc.variant.unwrap_or_else(|| {
-            if l.bytes < TC_LARGE || fits(top) {
-                top
-            } else {
-                (1..top).rev().find(|&v| fits(v)).unwrap_or(0)
-            }
-        });
-        let smem = smem_of(variant);
+        let (grid, variant, smem) =
+            tc_shape(l.n, l.kp, l.bytes, tc, self.dev.sms, self.dev.sm_smem, self.dev.block_reserved_smem);
         let args = [
             &self.gemv_head(l, x, norm)[..],
             &[Arg::P(y), Arg::I(mode), Arg::P(ss.0), Arg::P(ss.1), Arg::I(self.tc_flags)],
         ]
         .concat();
-        self.dev.launch(s, &self.dev.k.gemv_tc[variant], (grid as u32, 1, 1), 256, smem as u32, &args)
+        self.dev.launch(s, &self.dev.k.gemv_tc[variant], (grid, 1, 1), 256, smem as u32, &args)
     }
 
     /// Y[m, n] (op)= X[m, k] · Wᵀ on the tensor cores (see kernels/gemm.cu).
@@ -1414,3 +1431,28 @@ const _: () = {
     send_sync::<CudaModel>();
     send::<CudaCache>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// H100 SXM: 132 SMs, 228 KB of shared memory per SM, 1 KB reserved per block.
+    fn h100(n: usize, kp: usize, variant: Option<usize>) -> (u32, usize, usize) {
+        let bytes = n * kp + n * (kp / 128) * 4; // FP8 block 128: one f32 scale per 128 weights
+        tc_shape(n, kp, bytes, TcCfg { variant, bps: 2 }, 132, 233_472, 1024)
+    }
+
+    #[test]
+    fn tc_shape_takes_six_slots_unless_a_large_matrix_would_lose_its_second_block() {
+        // TinyLlama down projection (12 MB): 6 slots even though only one block then fits an SM.
+        assert_eq!(h100(2048, 5632, None), (128, 4, 8 * 6 * TC_SLOT + 5632 * 2 + 16 * 4));
+        // Llama-2-7B q/k/v (52 MB): two blocks of 6 slots still fit.
+        assert_eq!(h100(12288, 4096, None).1, 4);
+        // Llama-2-7B down projection (46 MB, K = 11008): 6 slots would leave one block per SM, so 5.
+        assert_eq!(h100(4096, 11008, None).1, 3);
+        // Llama-2-7B lm_head (131 MB): 2000 tiles over 264 blocks.
+        assert_eq!(h100(32000, 4096, None).0, 264);
+        // A fixed ring is taken as it is.
+        assert_eq!(h100(4096, 11008, Some(1)).1, 1);
+    }
+}
