@@ -96,14 +96,29 @@ __device__ __forceinline__ u16 f32_to_f16_bits(float f) {
 
 __device__ __forceinline__ u32 smem_u32(const void* p) { return (u32)__cvta_generic_to_shared(p); }
 
-// d += A . B on the tensor cores (mma.sync m16n8k16, f16 inputs, f32 accumulation), with A's rows g and g + 8
-// equal (a0 = a2 register, a4 = a6): the GEMVs put the one activation row in every row of A.
-__device__ __forceinline__ void mma_f16(float* d, u32 a0, u32 a2, u32 b0, u32 b1) {
+// d += A . B on the tensor cores (mma.sync m16n8k16, f16 inputs, f32 accumulation); a0..a3 are the A fragment's
+// four registers (rows g / g + 8 at k 2q, 2q + 1, then at k 2q + 8, 2q + 9), b0, b1 the B fragment's.
+__device__ __forceinline__ void mma_f16_a4(float* d, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
       "{%0, %1, %2, %3};"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a0), "r"(a2), "r"(a2), "r"(b0), "r"(b1));
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// The same with A's rows g and g + 8 equal (persist.cu puts the one activation row in every row of A).
+__device__ __forceinline__ void mma_f16(float* d, u32 a0, u32 a2, u32 b0, u32 b1) {
+  mma_f16_a4(d, a0, a0, a2, a2, b0, b1);
+}
+
+// 2^e as a float, for e in [-126, 127].
+__device__ __forceinline__ float exp2i(int e) { return __uint_as_float((u32)(127 + e) << 23); }
+
+// The exponent e that brings max |x'| = amax under 2^14 as x' * 2^e, so that f16 holds x''s bf16 values exactly
+// (bf16's 8-bit mantissa fits f16's 11 bits); 0 for a zero or non-finite amax.
+__device__ __forceinline__ int f16_shift(float amax) {
+  if (!(amax > 0.f && amax < 3.0e38f)) return 0;
+  return min(127, max(-126, 14 - ((int)((__float_as_uint(amax) >> 23) & 0xff) - 126)));
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

@@ -283,15 +283,6 @@ __device__ __forceinline__ void cp_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
-// d += A . B (mma.sync m16n8k16, f16 inputs, f32 accumulation), general A fragment.
-__device__ __forceinline__ void mma_f16_a4(float* d, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
 // Bench-only flags (VIVA_TENSOR_TC_FLAGS; wrong results with bit 1): 1 no L2 hints on the weight copies,
 // 2 skip the math.
 #define TC_NOHINT 1
@@ -352,10 +343,8 @@ __device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const f
   }
   for (int i = tid; i < nacc; i += GV_THREADS) accs[i] = 0.f;
   amax = block_max(amax, red);
-  // 2^sh with max |x'| * 2^sh < 2^14 (as persist.cu's pk_stage_x; 1 for zero or non-finite rows).
-  int sh = 0;
-  if (amax > 0.f && amax < 3.0e38f) sh = min(127, max(-126, 14 - ((int)((__float_as_uint(amax) >> 23) & 0xff) - 126)));
-  const float up = __uint_as_float((u32)(127 + sh) << 23);
+  const int sh = f16_shift(amax);
+  const float up = exp2i(sh);
   // Each thread rescales the elements it wrote itself (no barrier needed before this pass).
   for (int base = 0; base < Kp; base += NB * GV_THREADS) {
 #pragma unroll
@@ -365,7 +354,7 @@ __device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const f
     }
   }
   __syncthreads();
-  return __uint_as_float((u32)(127 - sh) << 23);
+  return exp2i(-sh);
 }
 
 template <int R>
@@ -391,18 +380,20 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
   u64 policy;
   asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
 
-  // Issue cursor: piece p0 + issued = (tile it, column ic); the weights do not depend on the previous kernel,
-  // so the ring is filled before waiting for it.
+  // Issue cursor: the next piece, p0 + issued = (tile it, column ic). Each call copies it (if any is left) into
+  // ring slot `slot` and commits one cp.async group, so that group i is always piece p0 + i.
   int it = t0 + p0 / nps, ic = p0 % nps, issued = 0;
-#pragma unroll
-  for (int i = 0; i < R; ++i) {
+  auto issue_next = [&](int slot) {
     if (p0 + issued < p1) {
-      tc_issue(W, S, qb64, N, Kp, it, ic, ring_s + i * TC_SLOT, lane, policy, flags);
+      tc_issue(W, S, qb64, N, Kp, it, ic, ring_s + slot * TC_SLOT, lane, policy, flags);
       ++issued;
       if (++ic == nps) ic = 0, ++it;
     }
     cp_commit();
-  }
+  };
+  // The weights do not depend on the previous kernel: the ring is filled before waiting for it.
+#pragma unroll
+  for (int i = 0; i < R; ++i) issue_next(i);
   PDL_WAIT();
   const float inv = tc_stage_x(x, norm_w, eps, K, Kp, ss_in, xs16, accs, (t1 - t0) * TC_ROWS, red) * FP8_UNIT;
 
@@ -410,14 +401,8 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
   int ct = p0 / nps, cc = p0 % nps, slot = 0;
   float acc0 = 0.f, acc8 = 0.f;  // rows g and g + 8 (lanes q == 0)
   for (int p = p0; p < p1; ++p) {
-    if (p > p0) {  // refill the slot read in the previous iteration (its values are in registers by now)
-      if (p0 + issued < p1) {
-        tc_issue(W, S, qb64, N, Kp, it, ic, ring_s + (slot == 0 ? R - 1 : slot - 1) * TC_SLOT, lane, policy, flags);
-        ++issued;
-        if (++ic == nps) ic = 0, ++it;
-      }
-      cp_commit();
-    }
+    // Refill the slot read in the previous iteration (its values are in registers by now).
+    if (p > p0) issue_next(slot == 0 ? R - 1 : slot - 1);
     cp_wait<R - 1>();  // this thread's copies of piece p have landed
     if (!(flags & TC_NOMATH)) {
       const u8* sl = ring + slot * TC_SLOT;

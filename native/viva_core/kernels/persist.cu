@@ -275,13 +275,11 @@ __device__ __forceinline__ float pk_stage_x(const float* __restrict__ src, const
   amax = 0.f;
 #pragma unroll
   for (int w = 0; w < PK_WARPS; ++w) amax = fmaxf(amax, red[PK_WARPS + w]);
-  // 2^sh with max |x'| * 2^sh < 2^14 (sh in [-126, 127]; 1 for zero or non-finite rows).
-  int sh = 0;
-  if (amax > 0.f && amax < 3.0e38f) sh = min(127, max(-126, 14 - ((int)((__float_as_uint(amax) >> 23) & 0xff) - 126)));
-  const float up = __uint_as_float((u32)(127 + sh) << 23);
+  const int sh = f16_shift(amax);
+  const float up = exp2i(sh);
   for (int k = tid; k < Kp; k += PK_CONS) xs16[k] = k < K ? f32_to_f16_bits(xs32[k] * up) : (u16)0;
   cons_sync();
-  return __uint_as_float((u32)(127 - sh) << 23);
+  return exp2i(-sh);
 #else
   return 1.f;
 #endif
