@@ -280,7 +280,7 @@ struct Persist {
 const GQA_MAX_SPLIT: usize = 32;
 
 /// Launch shape of the tensor-core GEMV: kernel variant (index into `Kernels::gemv_tc` and `TC_RINGS`; None:
-/// chosen per matrix, see `CudaModel::load`) and blocks per SM.
+/// chosen per matrix by `tc_shape`) and blocks per SM.
 #[derive(Clone, Copy)]
 struct TcCfg {
     variant: Option<usize>,
@@ -291,6 +291,9 @@ struct TcCfg {
 /// variant and dynamic shared memory. The ring is 6 slots (`tc.variant` fixes it), except for a matrix of at
 /// least `TC_LARGE` bytes where 6 slots would not let `tc.bps` blocks share an SM of `sm_smem` bytes (each
 /// block also costs `reserved` bytes and its static arrays): there the most slots with which they fit.
+/// Measured on an H100 (docs/gpu.md v9): 6 slots everywhere was fastest on the TinyLlama shape (its 12 MB down
+/// projection runs one block per SM), but lost on the Llama-2-7B shape, whose 45 MB down projection
+/// (K = 11008) needs two blocks' bytes in flight.
 fn tc_shape(
     n: usize,
     kp: usize,
@@ -322,9 +325,9 @@ const TC_RINGS: [usize; 5] = [2, 3, 4, 5, 6];
 /// Bytes of one ring slot of the tensor-core GEMV (kernels/gemv.cu TC_SLOT: 16 rows x 128 B + scales) and
 /// rows per tile (TC_ROWS).
 const TC_SLOT: usize = 2176;
-/// Matrices of at least this many bytes keep two tensor-core GEMV blocks per SM (see `CudaModel::load`).
-const TC_LARGE: usize = 32 << 20;
 const TC_ROWS: usize = 16;
+/// Matrices of at least this many bytes keep two tensor-core GEMV blocks per SM (see `tc_shape`).
+const TC_LARGE: usize = 32 << 20;
 
 /// The pinned 2-slot host ring the greedy loop reads tokens from.
 struct Pinned(*mut i32);
@@ -511,11 +514,7 @@ impl CudaModel {
         // Off by default: measured slower on an H100 (docs/gpu.md, v4).
         let gemv_pf = env("VIVA_TENSOR_GEMV_PF").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
         // v9 (docs/gpu.md): the tensor-core GEMV for FP8 blocks of 64 / 128 (a piece spans 128 k, one or two
-        // scales), 2 blocks of 8 warps per SM, 6 ring slots per warp (5 pieces of 2 KB in flight), except for a
-        // large matrix (>= 32 MB) where 6 slots would leave room for one block per SM: there the most slots with
-        // which two blocks fit. Measured on an H100 (docs/gpu.md v9): 6 slots everywhere was fastest on the
-        // TinyLlama shape (its 12 MB down projection runs one block per SM), but lost on the Llama-2-7B shape,
-        // whose 45 MB down projection (K = 11008) needs two blocks' bytes in flight.
+        // scales), 2 blocks of 8 warps per SM, the ring per matrix as `tc_shape` picks it.
         // `VIVA_TENSOR_GEMV=cuda-core` keeps the v5 GEMV; `VIVA_TENSOR_TC_RING` (2-6, fixed for every matrix)
         // and `_BPS` (1-4) are for experiments.
         let gemv_tc = match format {
