@@ -25,8 +25,7 @@ ts.sort(); t = ts[len(ts) // 2] / 1e3
 print(f"copy 1 GiB: median {t*1e3:.3f} ms -> {2 * n / t / 1e9:.0f} GB/s (read + write)")
 PY
 
-echo "== correctness: tests/cuda.rs"
-VIVA_TENSOR_FIXTURES=$C/fixtures timeout 240 $C/cuda-tests --test-threads=1 --nocapture 2>&1 | tee "$OUT/cuda-tests.log" | grep -E "SKIPPED|CUDA device|agreement|test |result|panicked|free device" 
+cuda_tests
 
 echo "== checkpoint: random $SHAPE (torch_baseline.py)"
 [ -f $CK/config.json ] || python3 $C/torch_baseline.py --save-checkpoint $CK --shape $SHAPE 2>&1 | tail -1
@@ -56,7 +55,7 @@ else
   VIVA_TENSOR_GEMV=cuda-core run $B --weights fp8 --fp8-block 64 --label viva:fp8/b64-cudacore-v8 --prefill-len 0 --api-steps 0
   run $B --weights bf16 --label viva:bf16
   VIVA_TENSOR_PERSIST=1 run $B --weights fp8 --label viva:fp8/b128-persistent-v8 --prefill-len 0 --api-steps 0
-  if [ "${EXTRA:-0}" = 1 ]; then  # v9 probes: ring 8, and bench-only switches (wrong logits: timing only)
+  if [ "${EXTRA:-0}" = 1 ]; then  # v9 probes: fixed rings of 5 / 6 slots, no math (wrong logits: timing only)
     VIVA_TENSOR_TC_RING=5 run $B --weights fp8 --label probe:tc2x5 --prefill-len 0 --api-steps 0
     VIVA_TENSOR_TC_RING=6 run $B --weights fp8 --label probe:tc2x6 --prefill-len 0 --api-steps 0
     VIVA_TENSOR_TC_FLAGS=2 run $B --weights fp8 --label probe:tc-nomath --prefill-len 0 --api-steps 0
