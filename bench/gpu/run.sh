@@ -5,7 +5,8 @@
 #   (erlc -o .carry/ebin src/*.erl bench/gpu/viva_gpu_beam.erl) and .carry/libviva_tensor_nif.so (make nif).
 # Usage: bash bench/gpu/run.sh [sweep]     (writes logs and results.jsonl under $OUT)
 #   BEAM=1: also time generate/3 through the BEAM;  LLAMA7B=1: also the Llama-2-7B shape (fp8 + torch-graph bf16)
-#   (bench/gpu/llama7b.sh runs that part alone);  EXTRA=1: v9 probe rows
+#   (bench/gpu/llama7b.sh runs that part alone);  EXTRA=1: v9/v10 probe rows and the decode timeline;
+#   BASE=1: also .carry/viva-bench-base (another commit's binary) at the default
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SHAPE=${SHAPE:-tinyllama-1.1b}
 
@@ -59,6 +60,15 @@ else
     VIVA_TENSOR_TC_RING=5 run $B --weights fp8 --label probe:tc2x5 --prefill-len 0 --api-steps 0
     VIVA_TENSOR_TC_RING=6 run $B --weights fp8 --label probe:tc2x6 --prefill-len 0 --api-steps 0
     VIVA_TENSOR_TC_FLAGS=2 run $B --weights fp8 --label probe:tc-nomath --prefill-len 0 --api-steps 0
+    # v10 probes: without the weight copies, without copies and math (the kernel chain alone); the in-graph
+    # timeline (its marks compiled in, so its own decode row is not a default timing).
+    VIVA_TENSOR_TC_FLAGS=4 run $B --weights fp8 --label probe:tc-noload --prefill-len 0 --api-steps 0
+    VIVA_TENSOR_TC_FLAGS=6 run $B --weights fp8 --label probe:tc-noload-nomath --prefill-len 0 --api-steps 0
+    run $B --weights fp8 --label probe:timeline --prefill-len 0 --api-steps 0 --timeline 32
+  fi
+  # BASE=1: the default of another commit's binary (.carry/viva-bench-base) in the same call.
+  if [ "${BASE:-0}" = 1 ] && [ -x $C/viva-bench-base ]; then
+    run $C/viva-bench-base $CK --backend cuda --json $RES --weights fp8 --label base:fp8/b128 --prefill-len 0 --api-steps 0
   fi
 fi
 for f in stories260k bytelevel-tiny; do

@@ -312,7 +312,7 @@ __device__ __forceinline__ void gqa_item(const float* __restrict__ qkv, int H, i
                                          const float* __restrict__ rope, int pos, float scale, int fuse_new,
                                          float* __restrict__ out, float* __restrict__ po, float* __restrict__ pml,
                                          int* __restrict__ cnt, int kvh, int split, int t, int max_splits,
-                                         u8* gq_tiles, Sync sync, Pre pre) {
+                                         u8* gq_tiles, Sync sync, Pre pre, u64* tl) {
   __shared__ __align__(16) float qs[GQ_WARPS][ATT_MAX_HD];
   __shared__ __align__(16) KV knew[ATT_MAX_HD];
   __shared__ __align__(16) KV vnew[ATT_MAX_HD];
@@ -381,6 +381,7 @@ __device__ __forceinline__ void gqa_item(const float* __restrict__ qkv, int H, i
     }
   }
   sync();
+  tl_mark(tl, 2);
 
   float m_run = NEG_INF, l_run = 0.f;
   float o[8];
@@ -481,6 +482,7 @@ __device__ __forceinline__ void gqa_item(const float* __restrict__ qkv, int H, i
       }
     }
   }
+  tl_mark(tl, 3);
   if (max_splits == 1) return;
 
   __threadfence();
@@ -489,6 +491,7 @@ __device__ __forceinline__ void gqa_item(const float* __restrict__ qkv, int H, i
   sync();
   if (!last) return;
   __threadfence();
+  tl_mark(tl, 4);
   if (active) {  // split weights of head `warp`: one lane per split
     const size_t base = ((size_t)t * H + h) * GQ_MAX_SPLIT;
     const float mq = lane < nsplit ? __ldcg(pml + (base + lane) * 2) : NEG_INF;
@@ -517,28 +520,34 @@ __device__ __forceinline__ void gqa_item(const float* __restrict__ qkv, int H, i
 template <typename KV>
 __device__ __forceinline__ void attn_gqa_body(const float* qkv, int H, int KVH, int hd, KV* kc, KV* vc, int max_pos,
                                               const float* rope, const int* step, float scale, int fuse_new,
-                                              float* out, float* po, float* pml, int* cnt) {
+                                              float* out, float* po, float* pml, int* cnt, u64* tl) {
   extern __shared__ __align__(16) u8 gq_tiles[];  // K tile | V tile: GQ_TILE rows of (hd * sizeof(KV) + 16) bytes
   PDL_LAUNCH();
+  tl_mark(tl, 0);
   // Decode (fuse_new): the cached rows (positions < pos, written by earlier steps) and the position (written
   // only by the step's last kernel) do not depend on the previous kernel, so the first tile's loads go out
   // before the wait; the new row comes from qkv after it. Prefill reads rows the previous kernel wrote.
   if (!fuse_new) PDL_WAIT();
   gqa_item<KV>(qkv, H, KVH, hd, kc, vc, max_pos, rope, step[1] + (int)blockIdx.z, scale, fuse_new, out, po, pml, cnt,
                blockIdx.x, blockIdx.y, blockIdx.z, gridDim.y, gq_tiles, []() { __syncthreads(); },
-               [fuse_new]() {
+               [fuse_new, tl]() {
                  if (fuse_new) PDL_WAIT();
-               });
+                 tl_mark(tl, 1);
+               },
+               tl);
+  tl_mark(tl, 5);
 }
 
 extern "C" __global__ void __launch_bounds__(GQ_THREADS, 2)
     attn_gqa_f32kv(const float* qkv, int H, int KVH, int hd, float* kc, float* vc, int max_pos, const float* rope,
-                   const int* step, float scale, int fuse_new, float* out, float* po, float* pml, int* cnt) {
-  attn_gqa_body<float>(qkv, H, KVH, hd, kc, vc, max_pos, rope, step, scale, fuse_new, out, po, pml, cnt);
+                   const int* step, float scale, int fuse_new, float* out, float* po, float* pml, int* cnt,
+                   u64* tl) {
+  attn_gqa_body<float>(qkv, H, KVH, hd, kc, vc, max_pos, rope, step, scale, fuse_new, out, po, pml, cnt, tl);
 }
 
 extern "C" __global__ void __launch_bounds__(GQ_THREADS, 2)
     attn_gqa_bf16kv(const float* qkv, int H, int KVH, int hd, u16* kc, u16* vc, int max_pos, const float* rope,
-                    const int* step, float scale, int fuse_new, float* out, float* po, float* pml, int* cnt) {
-  attn_gqa_body<u16>(qkv, H, KVH, hd, kc, vc, max_pos, rope, step, scale, fuse_new, out, po, pml, cnt);
+                    const int* step, float scale, int fuse_new, float* out, float* po, float* pml, int* cnt,
+                   u64* tl) {
+  attn_gqa_body<u16>(qkv, H, KVH, hd, kc, vc, max_pos, rope, step, scale, fuse_new, out, po, pml, cnt, tl);
 }

@@ -283,14 +283,16 @@ __device__ __forceinline__ void cp_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
-// Bench-only flags (VIVA_TENSOR_TC_FLAGS; wrong results with bit 1): 1 no L2 hints on the weight copies,
-// 2 skip the math.
+// Bench-only flags (VIVA_TENSOR_TC_FLAGS; wrong results with bits 2 and 4): 1 no L2 hints on the weight copies,
+// 2 skip the math, 4 skip the weight copies (the ring is read as it is: the kernel chain without weight traffic).
 #define TC_NOHINT 1
 #define TC_NOMATH 2
+#define TC_NOLOAD 4
 
 // Lane (g, q)'s copies of piece (tile, pc) (K bytes [128 pc, 128 pc + 128) of the tile's 16 rows) into `slot`.
 __device__ __forceinline__ void tc_issue(const u8* __restrict__ W, const float* __restrict__ S, bool qb64, int N,
                                          int Kp, int tile, int pc, u32 slot, int lane, u64 policy, int flags) {
+  if (flags & TC_NOLOAD) return;
   const int g = lane >> 2, q = lane & 3;
   const bool hint = !(flags & TC_NOHINT);
   const int ra = min(tile * TC_ROWS + g, N - 1), rb = min(tile * TC_ROWS + g + 8, N - 1);
@@ -362,10 +364,11 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
                                              int K, int Kp, const float* __restrict__ x,
                                              const float* __restrict__ norm_w, float eps, float* __restrict__ y,
                                              int mode, const float* __restrict__ ss_in, float* __restrict__ ss_out,
-                                             int flags) {
+                                             int flags, u64* tl) {
   extern __shared__ __align__(128) u8 tc_smem[];
   __shared__ float red[32];
   PDL_LAUNCH();
+  tl_mark(tl, 0);
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
   const int T = (N + TC_ROWS - 1) / TC_ROWS, G = gridDim.x, b = blockIdx.x;
   const int t0 = (int)((long long)b * T / G), t1 = (int)((long long)(b + 1) * T / G);
@@ -395,7 +398,9 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
 #pragma unroll
   for (int i = 0; i < R; ++i) issue_next(i);
   PDL_WAIT();
+  tl_mark(tl, 1);
   const float inv = tc_stage_x(x, norm_w, eps, K, Kp, ss_in, xs16, accs, (t1 - t0) * TC_ROWS, red) * FP8_UNIT;
+  tl_mark(tl, 2);
 
   // Consume cursor: local tile ct, column cc.
   int ct = p0 / nps, cc = p0 % nps, slot = 0;
@@ -450,6 +455,7 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
     }
     slot = slot == R - 1 ? 0 : slot + 1;
   }
+  tl_mark(tl, 3);
   __syncthreads();
   const int r0 = t0 * TC_ROWS, nr = min(t1 * TC_ROWS, N) - r0;
   float ssp = 0.f;
@@ -470,6 +476,7 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
     ssp = block_sum(ssp, red);
     if (tid == 0) atomicAdd(ss_out, ssp);
   }
+  tl_mark(tl, 5);
 }
 
 // R = ring slots per warp (R - 1 pieces of 2 KB in flight); the host picks R and the blocks per SM
@@ -477,8 +484,8 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
 #define GEMV_TC_ENTRY(name, R)                                                                                   \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, 3)                                                    \
       name(const u8* W, const float* S, int qblock, int N, int K, int Kp, const float* x, const float* norm_w,  \
-           float eps, float* y, int mode, const float* ss_in, float* ss_out, int flags) {                       \
-    gemv_tc_body<R>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags);                      \
+           float eps, float* y, int mode, const float* ss_in, float* ss_out, int flags, u64* tl) {              \
+    gemv_tc_body<R>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags, tl);                  \
   }
 GEMV_TC_ENTRY(gemv_fp8_tc2, 2)
 GEMV_TC_ENTRY(gemv_fp8_tc3, 3)

@@ -401,7 +401,8 @@ extern "C" __global__ void __launch_bounds__(PK_THREADS, 1)
       u16* vcl = vc + (size_t)layer * layer_elems;
       for (int item = blockIdx.x; item < KVH * nsplit; item += gridDim.x)
         gqa_item<u16>(qkv, H, KVH, hd, kcl, vcl, max_pos, rope, pos, scale, 1, att, po, pml, cnt, item % KVH,
-                      item / KVH, 0, GQ_MAX_SPLIT, (u8*)xs32, []() { cons_sync(); }, []() {});
+                      item / KVH, 0, GQ_MAX_SPLIT, (u8*)xs32, []() { cons_sync(); }, []() {},
+                      nullptr);
     }
     mark(PK_P_ATTN);
     pk_grid_sync(sync, target);

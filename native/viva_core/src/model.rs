@@ -260,6 +260,20 @@ impl Model {
         }
     }
 
+    /// The in-graph timeline of `reps` decode steps on CUDA (`None` on the CPU); see `CudaModel::timeline`.
+    #[cfg(feature = "cuda")]
+    pub fn timeline(
+        &self,
+        cache: &mut KvCache,
+        token: u32,
+        reps: usize,
+    ) -> Result<Option<Vec<crate::backend::cuda::TimelineRow>>> {
+        match (&self.engine, cache) {
+            (Engine::Cuda(m), KvCache::Cuda(c)) => m.timeline(c, token, reps).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// The GPU in use (`None` on the CPU).
     pub fn device_name(&self) -> Option<String> {
         match &self.engine {

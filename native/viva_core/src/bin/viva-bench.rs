@@ -3,7 +3,7 @@
 //! ```text
 //! viva-bench MODEL [--backend auto|cpu|cuda] [--weights auto|bf16|fp8] [--fp8-block 16|32|64|128]
 //!            [--prompt-len 128] [--new 256] [--prefill-len 512] [--api-steps 32] [--agree N]
-//!            [--agree-prompt 16] [--label NAME] [--json FILE] [--profile] [--prefill-ab]
+//!            [--agree-prompt 16] [--label NAME] [--json FILE] [--profile] [--prefill-ab] [--timeline N]
 //! ```
 //! `viva-bench --barrier-probe` instead prints the cost of one grid-wide barrier on the CUDA device.
 //! Prints decode tok/s and ms/token (greedy, argmax on the device), the implied weight bandwidth
@@ -12,6 +12,9 @@
 //! path and reports teacher-forced top-1 agreement and logits relative error over N decode steps.
 //! `--prefill-ab` (CUDA) also times the `--prefill-len` prefill with the hand-written mma.sync GEMMs and with
 //! cuBLAS, interleaved in this process, and prints the relative L2 difference of their logits.
+//! `--timeline N` (CUDA, tensor-core GEMV) also replays the decode step N times with `%globaltimer` marks in
+//! its kernels (compiled in for this run: the decode timings of the same run include their cost) and prints, per kernel kind averaged over the layers, when its blocks start, are released by
+//! the wait on the previous kernel, and end, relative to the previous kernel's last block end.
 //! A checkpoint folder without tokenizer.json gets the generated test tokenizer (timing only).
 
 use std::path::PathBuf;
@@ -32,10 +35,11 @@ struct Args {
     json: Option<PathBuf>,
     profile: bool,
     prefill_ab: bool,
+    timeline: usize,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: viva-bench MODEL [--backend B] [--weights W] [--fp8-block N] [--prompt-len N] [--new N] [--prefill-len N] [--api-steps N] [--agree N] [--agree-prompt N] [--label S] [--json FILE] [--profile] [--prefill-ab]");
+    eprintln!("usage: viva-bench MODEL [--backend B] [--weights W] [--fp8-block N] [--prompt-len N] [--new N] [--prefill-len N] [--api-steps N] [--agree N] [--agree-prompt N] [--label S] [--json FILE] [--profile] [--prefill-ab] [--timeline N]");
     std::process::exit(2)
 }
 
@@ -55,6 +59,7 @@ fn parse() -> Result<Args, String> {
         json: None,
         profile: false,
         prefill_ab: false,
+        timeline: 0,
     };
     let mut model = None;
     while let Some(arg) = it.next() {
@@ -74,6 +79,11 @@ fn parse() -> Result<Args, String> {
             "--json" => a.json = Some(PathBuf::from(val()?)),
             "--profile" => a.profile = true,
             "--prefill-ab" => a.prefill_ab = true,
+            "--timeline" => {
+                a.timeline = num(val()?)?;
+                // The marks are compiled into the kernels only when asked for (kernels/common.cuh tl_mark).
+                std::env::set_var("VIVA_TENSOR_TIMELINE", "1");
+            }
             "-h" | "--help" => usage(),
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             s => model = Some(PathBuf::from(s)),
@@ -81,6 +91,49 @@ fn parse() -> Result<Args, String> {
     }
     a.model = model.ok_or("no MODEL given")?;
     Ok(a)
+}
+
+/// The `--timeline` table: per kernel kind, the mean over layers 1.. of its marks (first / last block: start,
+/// wait released, phases 2 and 3, end; see kernels/common.cuh `tl_mark`) relative to the previous launch's last
+/// end (negative: before it), and the weight GB/s over its span (previous last end to its last end).
+#[cfg(feature = "cuda")]
+fn print_timeline(label: &str, cfg: &viva_core::config::Config, rows: &[viva_core::backend::cuda::TimelineRow]) {
+    let (h, hd, inter) = (cfg.hidden_size, cfg.head_dim, cfg.intermediate_size);
+    let qkv = (cfg.num_heads + 2 * cfg.num_kv_heads) * hd;
+    let bytes = [qkv * h, 0, h * cfg.num_heads * hd, 2 * inter * h, h * inter, cfg.vocab_size * h];
+    let step = rows.last().map_or(f64::NAN, |r| r.1[r.1.len() - 1]);
+    println!("{label:24} timeline (median of replays): step {step:.1} us from the first GEMV start to lm_head end");
+    let cols = ["start", "wait", "ph2", "ph3", "ph4", "end"];
+    let head: String = cols.iter().map(|c| format!(" {:>7} {:>7}", format!("{c}0"), format!("{c}1"))).collect();
+    println!("    {:10}{head} {:>6}", "kernel", "GB/s");
+    let nl = cfg.num_layers;
+    for kind in 0..6 {
+        let idx: Vec<usize> = if kind == 5 { vec![5 * nl] } else { (1..nl).map(|l| 5 * l + kind).collect() };
+        let mut acc = vec![0.0f64; rows[0].1.len()];
+        let mut n = 0usize;
+        for &j in &idx {
+            let prev = rows[j - 1].1[acc.len() - 1];
+            let m = rows[j].1;
+            if prev.is_finite() {
+                for (a, x) in acc.iter_mut().zip(m) {
+                    *a += if x.is_finite() { x - prev } else { f64::NAN };
+                }
+                n += 1;
+            }
+        }
+        if n == 0 {
+            continue;
+        }
+        let v: Vec<f64> = acc.iter().map(|a| a / n as f64).collect();
+        let name = ["qkv", "attention", "o", "gate/up", "down", "lm_head"][kind];
+        let span = v[v.len() - 1];
+        let gbs = if bytes[kind] > 0 { bytes[kind] as f64 / (span * 1e-6) / 1e9 } else { 0.0 };
+        let cells: String = v.iter().map(|x| format!(" {x:7.2}")).collect();
+        println!("    {name:10}{cells} {gbs:6.0}");
+    }
+    for (name, m) in rows.iter().take(6).chain(rows.iter().rev().take(2).rev()) {
+        println!("    {name:12} {}", m.iter().map(|x| format!("{x:8.2}")).collect::<String>());
+    }
 }
 
 /// Deterministic prompt ids in [3, vocab) (a fixed LCG; the values only feed the timing).
@@ -239,6 +292,14 @@ fn run(a: &Args) -> viva_core::Result<()> {
                 &format!("prefill {}", a.prefill_len),
                 model.profile(&mut c, &prompt(a.prefill_len, cfg.vocab_size, 2))?,
             );
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    if a.timeline > 0 && cache.len() + a.timeline < cfg.max_position_embeddings {
+        let tok = viva_core::sampler::argmax(&model.forward(&mut cache, &[next])?);
+        if let Some(rows) = model.timeline(&mut cache, tok, a.timeline)? {
+            print_timeline(&label, cfg, &rows);
         }
     }
 

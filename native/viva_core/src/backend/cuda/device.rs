@@ -109,6 +109,8 @@ pub struct Device {
     pub persist_smem: usize,
     /// Launch with programmatic dependent launch (sm_90+, `VIVA_TENSOR_PDL=0` turns it off).
     pub pdl: bool,
+    /// The kernels carry the timeline marks (`VIVA_TENSOR_TIMELINE=1` when the device was created; bench only).
+    pub timeline: bool,
     /// cuBLAS handle for the prefill GEMMs (created on first use, kept for the process).
     pub blas: Mutex<BlasSlot>,
 }
@@ -176,7 +178,8 @@ impl Device {
                 cc.0, cc.1
             )));
         }
-        let module = compile(&ctx, cc)?;
+        let timeline = std::env::var("VIVA_TENSOR_TIMELINE").is_ok_and(|v| v == "1");
+        let module = compile(&ctx, cc, timeline)?;
         let f = |n: &str| {
             module.load_function(n).map_err(|e| Error::Cuda(format!("kernel {n} missing from the module: {e:?}")))
         };
@@ -242,6 +245,7 @@ impl Device {
             block_reserved_smem,
             persist_smem,
             pdl,
+            timeline,
             blas: Mutex::new(BlasSlot::Untried),
         })
     }
@@ -326,14 +330,14 @@ impl Arg {
     }
 }
 
-fn compile(ctx: &Arc<CudaContext>, cc: (i32, i32)) -> Result<Arc<cudarc::driver::CudaModule>> {
+fn compile(ctx: &Arc<CudaContext>, cc: (i32, i32), timeline: bool) -> Result<Arc<cudarc::driver::CudaModule>> {
     use cudarc::nvrtc::{compile_ptx_with_opts, CompileError, CompileOptions};
     let src: String = SOURCES.iter().map(|(name, text)| format!("// ---- {name}\n{text}\n")).collect();
-    let opts = CompileOptions {
-        options: vec![format!("--gpu-architecture=compute_{}{}", cc.0, cc.1), "--std=c++17".into()],
-        name: Some("viva_kernels.cu".into()),
-        ..Default::default()
-    };
+    let mut options = vec![format!("--gpu-architecture=compute_{}{}", cc.0, cc.1), "--std=c++17".into()];
+    if timeline {
+        options.push("-DVIVA_TIMELINE".into());
+    }
+    let opts = CompileOptions { options, name: Some("viva_kernels.cu".into()), ..Default::default() };
     let ptx = compile_ptx_with_opts(&src, opts).map_err(|e| match e {
         CompileError::CompileError { nvrtc, options, log } => Error::Cuda(format!(
             "NVRTC failed to compile the kernels ({nvrtc:?}, options {options:?}):\n{}",

@@ -319,6 +319,13 @@ fn tc_shape(
     (grid as u32, variant, smem_of(variant))
 }
 
+/// u64 timeline marks per launch (kernels/common.cuh `tl_mark`): (first, last) block at start, wait release, three
+/// phases, end.
+const TL_MARKS: usize = 12;
+
+/// One launch of [`CudaModel::timeline`]: its name and marks in µs from the step's first start (NaN: not stamped).
+pub type TimelineRow = (String, [f64; TL_MARKS]);
+
 /// Ring slots per warp of the tensor-core GEMV variants (`Kernels::gemv_tc`, kernels/gemv.cu GEMV_TC_ENTRY).
 const TC_RINGS: [usize; 5] = [2, 3, 4, 5, 6];
 
@@ -536,7 +543,8 @@ impl CudaModel {
             && cfg.num_heads.is_multiple_of(cfg.num_kv_heads)
             && group <= 8
             && hd * if format == Format::Bf16 { 4 } else { 2 } <= 512;
-        // All GQA_MAX_SPLIT slots are launched; the kernel uses ceil(positions / 32) of them.
+        // All GQA_MAX_SPLIT slots are launched; the kernel uses ceil(positions / 32) of them. (Fewer launched
+        // splits for many KV heads, 8 instead of 32 on the Llama-2-7B shape, measured neutral: docs/gpu.md v10.)
         let gqa_splits = GQA_MAX_SPLIT;
         // On by default: measured 1.1% faster on an H100 with identical test results (docs/gpu.md, v6);
         // `VIVA_TENSOR_NORM_FUSE=0` restores the per-block reduction.
@@ -760,13 +768,13 @@ impl CudaModel {
     /// One decode step for the token / position in `c.step`, through the cache's graph.
     fn decode_step(&self, c: &mut CudaCache) -> Result<()> {
         if !self.use_graph {
-            return self.decode_launches(c, &mut None);
+            return self.decode_launches(c, &mut None, 0);
         }
         if c.graph.is_none() {
             c.stream
                 .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
                 .map_err(|e| drv("graph capture", e))?;
-            let launched = self.decode_launches(c, &mut None);
+            let launched = self.decode_launches(c, &mut None, 0);
             let g = c.stream.end_capture(sys::CUgraphInstantiate_flags(0)).map_err(|e| drv("graph capture", e))?;
             launched?;
             let g = g.ok_or_else(|| Error::Cuda("graph capture produced no graph".into()))?;
@@ -809,9 +817,10 @@ impl CudaModel {
         y: u64,
         mode: i32,
         ss: (u64, u64),
+        tl: u64,
     ) -> Result<()> {
         if let Some(tc) = self.gemv_tc {
-            return self.gemv_tc(s, l, x, norm, y, mode, ss, tc);
+            return self.gemv_tc(s, l, x, norm, y, mode, ss, tc, tl);
         }
         let (fs, ch) = if self.fp8() { (&self.dev.k.gemv_fp8, 16) } else { (&self.dev.k.gemv_bf16, 8) };
         let rw = if self.gemv_rw8 { 8 } else { 4 };
@@ -853,12 +862,13 @@ impl CudaModel {
         mode: i32,
         ss: (u64, u64),
         tc: TcCfg,
+        tl: u64,
     ) -> Result<()> {
         let (grid, variant, smem) =
             tc_shape(l.n, l.kp, l.bytes, tc, self.dev.sms, self.dev.sm_smem, self.dev.block_reserved_smem);
         let args = [
             &self.gemv_head(l, x, norm)[..],
-            &[Arg::P(y), Arg::I(mode), Arg::P(ss.0), Arg::P(ss.1), Arg::I(self.tc_flags)],
+            &[Arg::P(y), Arg::I(mode), Arg::P(ss.0), Arg::P(ss.1), Arg::I(self.tc_flags), Arg::P(tl)],
         ]
         .concat();
         self.dev.launch(s, &self.dev.k.gemv_tc[variant], (grid, 1, 1), 256, smem as u32, &args)
@@ -1004,6 +1014,7 @@ impl CudaModel {
         nsplit: usize,
         t: usize,
         fuse: bool,
+        tl: u64,
     ) -> Result<()> {
         let cfg = &self.cfg;
         let (f, grid, threads, smem) = if self.gqa {
@@ -1033,11 +1044,17 @@ impl CudaModel {
             Arg::P(c.pml.ptr),
             Arg::P(c.cnt.ptr),
         ];
+        if !self.gqa {
+            return self.dev.launch(&c.stream, f, grid, threads, smem, &args);
+        }
+        // The GQA kernel also takes its timeline marks.
+        let args = [&args[..], &[Arg::P(tl)]].concat();
         self.dev.launch(&c.stream, f, grid, threads, smem, &args)
     }
 
-    /// The kernels of one decode step (token and position read from `c.step`).
-    fn decode_launches(&self, c: &CudaCache, prof: &mut Option<Prof>) -> Result<()> {
+    /// The kernels of one decode step (token and position read from `c.step`). `tl`: 0, or the device buffer
+    /// of [`TL_MARKS`] u64 per launch of [`CudaModel::timeline`] (the GEMVs and attention kernels, in order).
+    fn decode_launches(&self, c: &CudaCache, prof: &mut Option<Prof>, tl: u64) -> Result<()> {
         let (cfg, k, s) = (&self.cfg, &self.dev.k, &c.stream);
         let h = cfg.hidden_size;
         let mut mark = |name: &str| prof.as_mut().map_or(Ok(()), |p| p.mark(&self.dev, s, name));
@@ -1064,22 +1081,26 @@ impl CudaModel {
         mark("embed")?;
         // Slot j of c.ss: sum(x²) for the j-th RMSNorm of the step (2 per layer, then the final norm).
         let slot = |j: usize| if self.norm_fuse { c.ss.at(j * 4) } else { 0 };
+        // Launch j's timeline marks (GEMVs and attention in order; 0 when not recording).
+        let tl = |j: usize| if tl == 0 { 0 } else { tl + (j * TL_MARKS * 8) as u64 };
         for (li, l) in self.layers.iter().enumerate() {
+            let j = 5 * li;
             // h = x + o_proj(attn(rope(q), rope(k), v)), q|k|v = qkv_proj(norm(x))
-            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, (slot(2 * li), 0))?;
+            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, (slot(2 * li), 0), tl(j))?;
             mark("norm+qkv gemv")?;
-            self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true)?;
+            self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true, tl(j + 1))?;
             mark("rope+kv+attention")?;
-            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)))?;
+            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), tl(j + 2))?;
             mark("o gemv+residual")?;
             // x = h + down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
-            self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2, (slot(2 * li + 1), 0))?;
+            self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2, (slot(2 * li + 1), 0), tl(j + 3))?;
             mark("norm+gate/up gemv+silu")?;
-            self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 2)))?;
+            self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 2)), tl(j + 4))?;
             mark("down gemv+residual")?;
         }
         let last = slot(2 * cfg.num_layers);
-        self.gemv(s, &self.lm_head, c.x.ptr, Some(&self.norm), c.logits.ptr, 0, (last, 0))?;
+        let j = 5 * self.layers.len();
+        self.gemv(s, &self.lm_head, c.x.ptr, Some(&self.norm), c.logits.ptr, 0, (last, 0), tl(j))?;
         mark("norm+lm_head gemv")?;
         self.dev.launch(
             s,
@@ -1211,7 +1232,7 @@ impl CudaModel {
             ];
             self.dev.launch(s, rope, (tu, 1, 1), 128, 0, &args)?;
             mark("rope+kv write")?;
-            self.attention(c, li, p.qkv.ptr, p.att.ptr, 1, t, false)?;
+            self.attention(c, li, p.qkv.ptr, p.att.ptr, 1, t, false, 0)?;
             mark("causal attention")?;
             self.gemm_pre(s, &l.o, p.att.ptr, t, p.x.ptr, 1, bs)?;
             mark("o gemm+residual")?;
@@ -1223,7 +1244,7 @@ impl CudaModel {
             mark("down gemm+residual")?;
         }
         let last = p.x.at((t - 1) * h * 4);
-        self.gemv(s, &self.lm_head, last, Some(&self.norm), c.logits.ptr, 0, (0, 0))?;
+        self.gemv(s, &self.lm_head, last, Some(&self.norm), c.logits.ptr, 0, (0, 0), 0)?;
         mark("norm+lm_head gemv")
     }
 
@@ -1241,7 +1262,7 @@ impl CudaModel {
             let mut prof = Some(Prof { events: Vec::new() });
             if tokens.len() == 1 {
                 self.write_step(c, tokens[0], c.len)?;
-                self.decode_launches(c, &mut prof)?;
+                self.decode_launches(c, &mut prof, 0)?;
             } else {
                 self.prefill(c, tokens, &mut prof)?;
             }
@@ -1265,6 +1286,82 @@ impl CudaModel {
 }
 
 impl CudaModel {
+    /// The in-graph timeline of a decode step (bench only; docs/gpu.md v10): the step captured as a graph with
+    /// `%globaltimer` marks in the tensor-core GEMVs and the GQA attention kernels, replayed `reps` times from
+    /// `token` (the cache grows by `reps` positions); per launch the median over the replays of its marks.
+    pub fn timeline(&self, c: &mut CudaCache, token: u32, reps: usize) -> Result<Vec<TimelineRow>> {
+        self.check(c, &[token])?;
+        if self.persist.is_some() || self.gemv_tc.is_none() || !self.gqa {
+            return Err(Error::InvalidOption("timeline: needs the tensor-core GEMV and GQA attention".into()));
+        }
+        if !self.dev.timeline {
+            return Err(Error::InvalidOption(
+                "timeline: the kernels were compiled without marks (VIVA_TENSOR_TIMELINE=1)".into(),
+            ));
+        }
+        if reps == 0 || c.len + reps > self.cfg.max_position_embeddings {
+            return Err(Error::InvalidOption(format!("timeline: {reps} replays do not fit the context")));
+        }
+        let nl = self.layers.len();
+        let n = 5 * nl + 1;
+        let init: Vec<u8> =
+            (0..n * TL_MARKS).flat_map(|i| if i % 2 == 0 { u64::MAX } else { 0 }.to_le_bytes()).collect();
+        guard("CUDA timeline", || {
+            self.dev.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+            let mut buf = Buf::from_bytes(&c.stream, &init)?;
+            c.stream
+                .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+                .map_err(|e| drv("graph capture", e))?;
+            let launched = self.decode_launches(c, &mut None, buf.ptr);
+            let g = c.stream.end_capture(sys::CUgraphInstantiate_flags(0)).map_err(|e| drv("graph capture", e))?;
+            launched?;
+            let g = g.ok_or_else(|| Error::Cuda("graph capture produced no graph".into()))?;
+            let mut runs: Vec<Vec<[f64; TL_MARKS]>> = Vec::with_capacity(reps);
+            let mut bytes = vec![0u8; init.len()];
+            for _ in 0..reps {
+                c.stream.memcpy_htod(&init, &mut buf.mem.slice_mut(0..init.len())).map_err(|e| drv("upload", e))?;
+                self.write_step(c, token, c.len)?;
+                g.launch().map_err(|e| drv("graph launch", e))?;
+                c.stream.memcpy_dtoh(&buf.mem.slice(0..init.len()), &mut bytes).map_err(|e| drv("download", e))?;
+                c.stream.synchronize().map_err(|e| drv("timeline", e))?;
+                c.len += 1;
+                let v: Vec<u64> = bytes
+                    .chunks_exact(8)
+                    .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+                    .collect();
+                let t0 = v.iter().step_by(TL_MARKS).copied().min().unwrap_or(0);
+                runs.push(
+                    v.chunks_exact(TL_MARKS)
+                        .map(|m| {
+                            let mut r = [f64::NAN; TL_MARKS];
+                            for (o, &x) in r.iter_mut().zip(m) {
+                                if x != 0 && x != u64::MAX {
+                                    *o = x.saturating_sub(t0) as f64 / 1e3;
+                                }
+                            }
+                            r
+                        })
+                        .collect(),
+                );
+            }
+            let names = ["qkv", "attention", "o", "gate/up", "down"];
+            Ok((0..n)
+                .map(|j| {
+                    let name = if j == 5 * nl { "lm_head".to_string() } else { format!("L{} {}", j / 5, names[j % 5]) };
+                    let mut m = [f64::NAN; TL_MARKS];
+                    for (k, o) in m.iter_mut().enumerate() {
+                        let mut xs: Vec<f64> = runs.iter().map(|r| r[j][k]).filter(|x| x.is_finite()).collect();
+                        xs.sort_by(f64::total_cmp);
+                        if !xs.is_empty() {
+                            *o = xs[xs.len() / 2];
+                        }
+                    }
+                    (name, m)
+                })
+                .collect())
+        })
+    }
+
     /// One persistent decode step with the kernel's phase marks (block 0, thread 0: clock64 at the end of each
     /// phase), summed per phase and converted at the device's nominal SM clock. "tiles" rows are warp 0's own
     /// tiles; the barrier row includes waiting for the block's other warps.
