@@ -53,6 +53,10 @@ test: deps nif
 test-rust:
 	@echo "== cargo test (viva_core) =="
 	$(CARGO) test --release --manifest-path native/Cargo.toml -p viva_core
+	@# The GPU tests pass as SKIPPED without a CUDA device; cargo hides their output, so say it here.
+	@echo "== tests/cuda.rs on this machine (GPU tests run on a GPU machine, skipped elsewhere) =="
+	@$(CARGO) test --release --manifest-path native/Cargo.toml -p viva_core --test cuda -- --nocapture --test-threads=1 2>&1 \
+	  | grep -E "SKIPPED|CUDA device" || true
 
 test-eunit: deps-beam
 	@echo "== EUnit (pure-BEAM modules) =="

@@ -95,6 +95,9 @@ if [ "${LLAMA7B:-0}" = 1 ]; then
   [ -n "${CK7PID:-}" ] && wait $CK7PID; tail -1 "$OUT/ckpt7.log" 2>/dev/null
   df -h /tmp | tail -1
   run $C/viva-bench $CK7 --backend cuda --weights fp8 --label llama7b:fp8/b128-default --new 128 --prefill-len 512 --api-steps 0 --json $RES
+  if [ "${BASE:-0}" = 1 ] && [ -x $C/viva-bench-base ]; then
+    run $C/viva-bench-base $CK7 --backend cuda --weights fp8 --label llama7b:base --new 128 --prefill-len 0 --api-steps 0 --json $RES
+  fi
   run $C/viva-bench $CK7 --backend cuda --weights fp8 --fp8-block 64 --label llama7b:fp8/b64 --new 128 --prefill-len 0 --api-steps 0 --json $RES
   VIVA_TENSOR_TC_RING=5 run $C/viva-bench $CK7 --backend cuda --weights fp8 --label llama7b:fp8/b128-tc2x5 --new 128 --prefill-len 0 --api-steps 0 --json $RES
   VIVA_TENSOR_GEMV=cuda-core run $C/viva-bench $CK7 --backend cuda --weights fp8 --fp8-block 64 --label llama7b:fp8/b64-cudacore-v8 --new 128 --prefill-len 0 --api-steps 0 --json $RES

@@ -548,6 +548,6 @@ extern "C" __global__ void __launch_bounds__(GQ_THREADS, 2)
 extern "C" __global__ void __launch_bounds__(GQ_THREADS, 2)
     attn_gqa_bf16kv(const float* qkv, int H, int KVH, int hd, u16* kc, u16* vc, int max_pos, const float* rope,
                     const int* step, float scale, int fuse_new, float* out, float* po, float* pml, int* cnt,
-                   u64* tl) {
+                    u64* tl) {
   attn_gqa_body<u16>(qkv, H, KVH, hd, kc, vc, max_pos, rope, step, scale, fuse_new, out, po, pml, cnt, tl);
 }
