@@ -302,6 +302,18 @@ fn cuda_errors_are_clean() {
     assert_eq!(err.kind(), "invalid_option");
 }
 
+/// A launch whose arguments do not match the kernel's parameters is an error, not a kernel run on garbage.
+#[test]
+fn mismatched_launch_arguments_are_refused() {
+    if !cuda() {
+        return;
+    }
+    match viva_core::backend::cuda::launch_check_refuses_bad_arguments().unwrap() {
+        true => println!("launch check: a launch one argument short was refused"),
+        false => println!("SKIPPED: launch check: this driver cannot report kernel parameters (CUDA < 12.4)"),
+    }
+}
+
 /// Without a usable GPU, `cuda` is a clean `cuda_unavailable` error and `auto` falls back to the CPU.
 #[test]
 fn without_cuda_auto_falls_back_and_cuda_is_an_error() {

@@ -113,6 +113,9 @@ pub struct Device {
     pub timeline: bool,
     /// cuBLAS handle for the prefill GEMMs (created on first use, kept for the process).
     pub blas: Mutex<BlasSlot>,
+    /// Every kernel's name and parameter sizes in bytes, by function handle, as the driver reports them (empty
+    /// when the driver cannot say: before CUDA 12.4). `launch_ex` checks its arguments against them.
+    params: HashMap<usize, (String, Vec<usize>)>,
 }
 
 /// The device's cuBLAS handle: not tried yet, ready, or unavailable (the mma kernels are used).
@@ -180,8 +183,13 @@ impl Device {
         }
         let timeline = std::env::var("VIVA_TENSOR_TIMELINE").is_ok_and(|v| v == "1");
         let module = compile(&ctx, cc, timeline)?;
+        let loaded = std::cell::RefCell::new(Vec::new());
         let f = |n: &str| {
-            module.load_function(n).map_err(|e| Error::Cuda(format!("kernel {n} missing from the module: {e:?}")))
+            let func = module
+                .load_function(n)
+                .map_err(|e| Error::Cuda(format!("kernel {n} missing from the module: {e:?}")))?;
+            loaded.borrow_mut().push((n.to_string(), func.cu_function()));
+            Ok::<_, Error>(func)
         };
         let k = Kernels {
             embed: f("embed_rows")?,
@@ -234,6 +242,14 @@ impl Device {
             )
             .map_err(|e| drv("shared memory opt-in", e))?;
         let pdl = cc.0 >= 9 && std::env::var("VIVA_TENSOR_PDL").map(|v| v != "0").unwrap_or(true);
+        // One query per kernel; the first failure (an older driver) skips the rest.
+        let mut params = HashMap::new();
+        for (name, func) in loaded.into_inner() {
+            match param_sizes(func) {
+                Some(sizes) => params.insert(func as usize, (name, sizes)),
+                None => break,
+            };
+        }
         Ok(Device {
             ctx,
             k,
@@ -247,7 +263,13 @@ impl Device {
             pdl,
             timeline,
             blas: Mutex::new(BlasSlot::Untried),
+            params,
         })
+    }
+
+    /// Are launches checked against the kernels' parameters (the driver reported them)?
+    pub fn checks_launches(&self) -> bool {
+        !self.params.is_empty()
     }
 
     /// Launches `f` on `stream`. Arguments are 8-byte slots (pointers, or i32/f32 in the low bytes,
@@ -277,6 +299,9 @@ impl Device {
         args: &[Arg],
         cooperative: bool,
     ) -> Result<()> {
+        if let Some((name, sizes)) = self.params.get(&(f.cu_function() as usize)) {
+            check_args(name, sizes, args)?;
+        }
         let mut slots: Vec<u64> = args.iter().map(|a| a.bits()).collect();
         let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|s| s as *mut u64 as *mut c_void).collect();
         // SAFETY: an all-zero launch attribute is a valid (ignored) value; the fields are set below.
@@ -320,6 +345,14 @@ pub enum Arg {
 }
 
 impl Arg {
+    /// Bytes of the kernel parameter this argument fills.
+    fn width(self) -> usize {
+        match self {
+            Arg::P(_) | Arg::I64(_) => 8,
+            Arg::I(_) | Arg::F(_) => 4,
+        }
+    }
+
     fn bits(self) -> u64 {
         match self {
             Arg::P(p) => p,
@@ -328,6 +361,40 @@ impl Arg {
             Arg::F(f) => f.to_bits() as u64,
         }
     }
+}
+
+/// The parameter sizes of `func` as the driver reports them (`cuFuncGetParamInfo`, CUDA 12.4+); None when the
+/// driver cannot say (an older driver lacks the symbol, which cudarc reports by panicking: caught here).
+fn param_sizes(func: sys::CUfunction) -> Option<Vec<usize>> {
+    std::panic::catch_unwind(|| {
+        let mut sizes = Vec::new();
+        for i in 0..1024 {
+            let (mut off, mut size) = (0usize, 0usize);
+            // SAFETY: `func` is a live function of this device's module; the out-pointers are valid locals.
+            match unsafe { sys::cuFuncGetParamInfo(func, i, &mut off, &mut size) } {
+                sys::CUresult::CUDA_SUCCESS => sizes.push(size),
+                sys::CUresult::CUDA_ERROR_INVALID_VALUE => return Some(sizes),
+                _ => return None,
+            }
+        }
+        None
+    })
+    .ok()
+    .flatten()
+}
+
+/// A launch's arguments against the kernel's parameters: the same count, and each argument as wide as its
+/// parameter. A slip here would otherwise run the kernel on garbage (and can poison the context).
+fn check_args(name: &str, sizes: &[usize], args: &[Arg]) -> Result<()> {
+    let widths: Vec<usize> = args.iter().map(|a| a.width()).collect();
+    if widths != sizes {
+        return Err(Error::Cuda(format!(
+            "kernel {name}: launched with {} arguments of {widths:?} bytes, but it takes {} of {sizes:?}",
+            widths.len(),
+            sizes.len()
+        )));
+    }
+    Ok(())
 }
 
 fn compile(ctx: &Arc<CudaContext>, cc: (i32, i32), timeline: bool) -> Result<Arc<cudarc::driver::CudaModule>> {
@@ -440,5 +507,22 @@ impl Drop for Blas {
         // it could not exist); a panic here is caught.
         let h = self.0;
         let _ = std::panic::catch_unwind(move || unsafe { cudarc::cublas::sys::cublasDestroy_v2(h) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_args, Arg};
+
+    #[test]
+    fn launch_arguments_must_match_the_kernel_parameters() {
+        let sizes = [8, 4, 8, 4];
+        assert!(check_args("k", &sizes, &[Arg::P(1), Arg::I(2), Arg::I64(3), Arg::F(4.0)]).is_ok());
+        // One argument short (the slip of session 3's dropped `a16`), and a 4-byte value where a pointer goes.
+        let short = check_args("k", &sizes, &[Arg::P(1), Arg::I(2), Arg::I64(3)]).unwrap_err().to_string();
+        assert!(short.contains("kernel k") && short.contains("3 arguments") && short.contains("takes 4"), "{short}");
+        let narrow =
+            check_args("k", &sizes, &[Arg::I(1), Arg::I(2), Arg::I64(3), Arg::F(4.0)]).unwrap_err().to_string();
+        assert!(narrow.contains("[4, 4, 8, 4]") && narrow.contains("[8, 4, 8, 4]"), "{narrow}");
     }
 }

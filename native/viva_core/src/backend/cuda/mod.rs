@@ -44,6 +44,25 @@ pub fn free_device_memory() -> Result<usize> {
     })
 }
 
+/// Whether a launch whose arguments do not match the kernel's parameters is refused before it reaches the
+/// driver (`Device::launch_ex`): the grid-barrier probe kernel is launched one argument short. `Ok(false)`: the
+/// driver cannot report kernel parameters (before CUDA 12.4), so launches are not checked.
+pub fn launch_check_refuses_bad_arguments() -> Result<bool> {
+    let d = device::device()?;
+    guard("CUDA launch check", || {
+        if !d.checks_launches() {
+            return Ok(false);
+        }
+        d.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+        let s = d.ctx.new_stream().map_err(|e| drv("stream creation", e))?;
+        match d.launch(&s, &d.k.barrier_probe, (1, 1, 1), 32, 0, &[Arg::P(0)]) {
+            Err(Error::Cuda(m)) if m.contains("grid_barrier_probe") && m.contains("takes 2") => Ok(true),
+            Err(e) => Err(e),
+            Ok(()) => Err(Error::Cuda("a launch one argument short was not refused".into())),
+        }
+    })
+}
+
 /// Cost of one grid-wide barrier (µs) with `blocks_per_sm` x SMs blocks of 256 threads, from the time
 /// of `iters` barriers in one kernel minus the time of one (kernels/misc.cu `grid_barrier_probe`):
 /// the number a persistent decode kernel pays per stage (docs/gpu.md, v6).
