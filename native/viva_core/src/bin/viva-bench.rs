@@ -13,8 +13,9 @@
 //! `--prefill-ab` (CUDA) also times the `--prefill-len` prefill with the hand-written mma.sync GEMMs and with
 //! cuBLAS, interleaved in this process, and prints the relative L2 difference of their logits.
 //! `--timeline N` (CUDA, tensor-core GEMV) also replays the decode step N times with `%globaltimer` marks in
-//! its kernels (compiled in for this run: the decode timings of the same run include their cost) and prints, per kernel kind averaged over the layers, when its blocks start, are released by
-//! the wait on the previous kernel, and end, relative to the previous kernel's last block end.
+//! its kernels (compiled in for this run: the decode timings of the same run include their cost) and prints,
+//! per kernel kind averaged over the layers, when its blocks start, are released by the wait on the previous
+//! kernel, pass their phases and end, relative to the previous kernel's last block end.
 //! A checkpoint folder without tokenizer.json gets the generated test tokenizer (timing only).
 
 use std::path::PathBuf;

@@ -364,30 +364,29 @@ impl Arg {
 }
 
 /// The parameter sizes of `func` as the driver reports them (`cuFuncGetParamInfo`, CUDA 12.4+); None when the
-/// driver cannot say (an older driver lacks the symbol, which cudarc reports by panicking: caught here).
+/// driver cannot say (an older driver lacks the symbol, which cudarc reports by panicking: `guard` catches it).
 fn param_sizes(func: sys::CUfunction) -> Option<Vec<usize>> {
-    std::panic::catch_unwind(|| {
+    let query = || {
         let mut sizes = Vec::new();
         for i in 0..1024 {
             let (mut off, mut size) = (0usize, 0usize);
             // SAFETY: `func` is a live function of this device's module; the out-pointers are valid locals.
             match unsafe { sys::cuFuncGetParamInfo(func, i, &mut off, &mut size) } {
                 sys::CUresult::CUDA_SUCCESS => sizes.push(size),
-                sys::CUresult::CUDA_ERROR_INVALID_VALUE => return Some(sizes),
-                _ => return None,
+                sys::CUresult::CUDA_ERROR_INVALID_VALUE => return Ok(sizes),
+                e => return Err(Error::Cuda(format!("kernel parameters: {e:?}"))),
             }
         }
-        None
-    })
-    .ok()
-    .flatten()
+        Err(Error::Cuda("kernel parameters: more than 1024".into()))
+    };
+    guard("kernel parameters", query).ok()
 }
 
 /// A launch's arguments against the kernel's parameters: the same count, and each argument as wide as its
 /// parameter. A slip here would otherwise run the kernel on garbage (and can poison the context).
 fn check_args(name: &str, sizes: &[usize], args: &[Arg]) -> Result<()> {
-    let widths: Vec<usize> = args.iter().map(|a| a.width()).collect();
-    if widths != sizes {
+    if args.len() != sizes.len() || args.iter().zip(sizes).any(|(a, &s)| a.width() != s) {
+        let widths: Vec<usize> = args.iter().map(|a| a.width()).collect();
         return Err(Error::Cuda(format!(
             "kernel {name}: launched with {} arguments of {widths:?} bytes, but it takes {} of {sizes:?}",
             widths.len(),

@@ -790,13 +790,7 @@ impl CudaModel {
             return self.decode_launches(c, &mut None, 0);
         }
         if c.graph.is_none() {
-            c.stream
-                .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
-                .map_err(|e| drv("graph capture", e))?;
-            let launched = self.decode_launches(c, &mut None, 0);
-            let g = c.stream.end_capture(sys::CUgraphInstantiate_flags(0)).map_err(|e| drv("graph capture", e))?;
-            launched?;
-            let g = g.ok_or_else(|| Error::Cuda("graph capture produced no graph".into()))?;
+            let g = self.capture_step(c, 0)?;
             g.upload().map_err(|e| drv("graph upload", e))?;
             c.graph = Some(Graph(g));
         }
@@ -804,6 +798,17 @@ impl CudaModel {
             Some(g) => g.0.launch().map_err(|e| drv("graph launch", e)),
             None => Err(Error::Cuda("no decode graph".into())),
         }
+    }
+
+    /// The decode step's launches captured as a graph on the cache's stream (`tl`: as in `decode_launches`).
+    fn capture_step(&self, c: &CudaCache, tl: u64) -> Result<CudaGraph> {
+        c.stream
+            .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+            .map_err(|e| drv("graph capture", e))?;
+        let launched = self.decode_launches(c, &mut None, tl);
+        let g = c.stream.end_capture(sys::CUgraphInstantiate_flags(0)).map_err(|e| drv("graph capture", e))?;
+        launched?;
+        g.ok_or_else(|| Error::Cuda("graph capture produced no graph".into()))
     }
 
     fn a16(&self) -> i32 {
@@ -825,7 +830,9 @@ impl CudaModel {
         ]
     }
 
-    /// y (op)= W · x', x' optionally RMS-normalised with `norm` (see kernels/gemv.cu).
+    /// y (op)= W · x', x' optionally RMS-normalised with `norm` (see kernels/gemv.cu): through the tensor-core
+    /// FP8 kernel (v9) when `gemv_tc` is set — at most `tc.bps` blocks per SM, each taking a contiguous share of
+    /// the 16-row tiles — else the CUDA-core kernel.
     #[allow(clippy::too_many_arguments)]
     fn gemv(
         &self,
@@ -839,7 +846,14 @@ impl CudaModel {
         tl: u64,
     ) -> Result<()> {
         if let Some(tc) = self.gemv_tc {
-            return self.gemv_tc(s, l, x, norm, y, mode, ss, tc, tl);
+            let (grid, variant, smem) =
+                tc_shape(l.n, l.kp, l.bytes, tc, self.dev.sms, self.dev.sm_smem, self.dev.block_reserved_smem);
+            let args = [
+                &self.gemv_head(l, x, norm)[..],
+                &[Arg::P(y), Arg::I(mode), Arg::P(ss.0), Arg::P(ss.1), Arg::I(self.tc_flags), Arg::P(tl)],
+            ]
+            .concat();
+            return self.dev.launch(s, &self.dev.k.gemv_tc[variant], (grid, 1, 1), 256, smem as u32, &args);
         }
         let (fs, ch) = if self.fp8() { (&self.dev.k.gemv_fp8, 16) } else { (&self.dev.k.gemv_bf16, 8) };
         let rw = if self.gemv_rw8 { 8 } else { 4 };
@@ -866,31 +880,6 @@ impl CudaModel {
         ]
         .concat();
         self.dev.launch(s, f, (grid, 1, 1), 256, (l.kp * 4) as u32, &args)
-    }
-
-    /// [`CudaModel::gemv`] through the tensor-core FP8 kernel (kernels/gemv.cu, v9): at most `tc.bps` blocks
-    /// per SM, each taking a contiguous share of the 16-row tiles.
-    #[allow(clippy::too_many_arguments)]
-    fn gemv_tc(
-        &self,
-        s: &CudaStream,
-        l: &Lin,
-        x: u64,
-        norm: Option<&Buf>,
-        y: u64,
-        mode: i32,
-        ss: (u64, u64),
-        tc: TcCfg,
-        tl: u64,
-    ) -> Result<()> {
-        let (grid, variant, smem) =
-            tc_shape(l.n, l.kp, l.bytes, tc, self.dev.sms, self.dev.sm_smem, self.dev.block_reserved_smem);
-        let args = [
-            &self.gemv_head(l, x, norm)[..],
-            &[Arg::P(y), Arg::I(mode), Arg::P(ss.0), Arg::P(ss.1), Arg::I(self.tc_flags), Arg::P(tl)],
-        ]
-        .concat();
-        self.dev.launch(s, &self.dev.k.gemv_tc[variant], (grid, 1, 1), 256, smem as u32, &args)
     }
 
     /// Y[m, n] (op)= X[m, k] · Wᵀ on the tensor cores (see kernels/gemm.cu).
@@ -1328,13 +1317,7 @@ impl CudaModel {
         guard("CUDA timeline", || {
             self.dev.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
             let mut buf = Buf::from_bytes(&c.stream, &init)?;
-            c.stream
-                .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
-                .map_err(|e| drv("graph capture", e))?;
-            let launched = self.decode_launches(c, &mut None, buf.ptr);
-            let g = c.stream.end_capture(sys::CUgraphInstantiate_flags(0)).map_err(|e| drv("graph capture", e))?;
-            launched?;
-            let g = g.ok_or_else(|| Error::Cuda("graph capture produced no graph".into()))?;
+            let g = self.capture_step(c, buf.ptr)?;
             let mut runs: Vec<Vec<[f64; TL_MARKS]>> = Vec::with_capacity(reps);
             let mut bytes = vec![0u8; init.len()];
             for _ in 0..reps {
