@@ -551,3 +551,339 @@ extern "C" __global__ void __launch_bounds__(GQ_THREADS, 2)
                     u64* tl) {
   attn_gqa_body<u16>(qkv, H, KVH, hd, kc, vc, max_pos, rope, step, scale, fuse_new, out, po, pml, cnt, tl);
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Decode attention on the tensor cores (v11; sm_90+, bf16 KV cache, one query row, head_dim HD = 32 / 64 / 128,
+// G = H / KVH <= 8). Grid KVH x C blocks in thread-block clusters of C (one cluster per KV head), TCA_WARPS warps
+// per block. Positions 0..pos are cut into tiles of 32; tile i belongs to warp i mod (C x TCA_WARPS) of the
+// cluster (warp u = rank x TCA_WARPS + warp), which streams its tiles through its own ring of S shared-memory
+// slots with cp.async. The cached rows need nothing from the previous kernel, so the first S tiles (and the
+// position's RoPE row) are requested before griddepcontrol.wait. Per tile, for all G query heads of the group:
+//   S = Q K^T: mma m16n8k16 with A = Q (rows 0-7: the heads rounded to bf16, rows 8-15: what that rounding lost,
+//   also bf16; a score is the sum of its head's two rows, about 16 mantissa bits of q) and B = K rows (ldmatrix);
+//   O += P V: A = P split the same way, taken from S's accumulator registers (the accumulator layout of m16n8k16
+//   is its A layout), B = V (ldmatrix.trans).
+// Softmax online per warp in f32 (exp2 of scores pre-scaled by log2 e). The warps' partials (m, l, O) are combined
+// in the block through shared memory, then across the cluster: the G x HD outputs are cut into one slice per block,
+// every block stores its partial of each element into the shared memory of the block that owns the element's slice
+// (distributed shared memory), and after one cluster barrier each block combines its slice: no partials in global
+// memory, no fence, no counter, no second barrier. The block whose warp holds tile pos / 32 RoPEs the new K, rounds K and V to bf16 and writes them to the
+// cache while it stages q; that warp copies them into row pos of its slot and zeroes the slot's V rows past pos
+// (P is 0 there, but stale bits could be NaN).
+// Shared memory (tca_smem_bytes): the rings (after the loop each warp's ring holds its partial O [8][HD] f32),
+// q [2][8][HD + 8] bf16 (value, remainder), the new K and V [2][HD] bf16, the RoPE row, the warps' m and l [warp][8],
+// and the cluster's block partials of this block's slice [C][O (the slice), m [8], l [8]] (C x (8 HD + 16) floats).
+
+#define TCA_WARPS 4
+#define TCA_THREADS (TCA_WARPS * 32)
+#define TCA_MAX_CLUSTER 8
+
+__host__ __device__ constexpr int tca_ring_bytes(int hd, int slots) { return TCA_WARPS * slots * 2 * 32 * (2 * hd + 16); }
+__host__ __device__ constexpr int tca_q_bytes(int hd) { return 2 * 8 * (hd + 8) * 2; }
+__host__ __device__ constexpr int tca_fixed_bytes(int hd, int slots) {
+  return tca_ring_bytes(hd, slots) + tca_q_bytes(hd) + 4 * hd + 4 * (hd + 2 * TCA_WARPS * 8);
+}
+__host__ __device__ constexpr int tca_smem_bytes(int hd, int slots, int cluster) {
+  return tca_fixed_bytes(hd, slots) + 4 * cluster * (8 * hd + 16);
+}
+
+#if __CUDA_ARCH__ >= 900
+// (x0, x1) as bf16x2 (x0 in the low half), and the bf16x2 of what that rounding lost.
+__device__ __forceinline__ void split_bf16x2(float x0, float x1, u32* hi, u32* lo) {
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(*hi) : "f"(x1), "f"(x0));
+  const float r0 = x0 - __uint_as_float(*hi << 16), r1 = x1 - __uint_as_float(*hi & 0xffff0000u);
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(*lo) : "f"(r1), "f"(r0));
+}
+__device__ __forceinline__ void ldsm_x4(u32 addr, u32* r) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr)
+               : "memory");
+}
+__device__ __forceinline__ void ldsm_x4_t(u32 addr, u32* r) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr)
+               : "memory");
+}
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+// Stores v at `p` (an address in this block's shared memory) in the shared memory of cluster block `rank`.
+__device__ __forceinline__ void st_cluster(float* p, u32 rank, float v) {
+  u32 a;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(a) : "r"(smem_u32(p)), "r"(rank));
+  asm volatile("st.shared::cluster.f32 [%0], %1;" ::"r"(a), "f"(v) : "memory");
+}
+
+template <int HD, int S>
+__device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int H, int KVH, u16* __restrict__ kc,
+                                             u16* __restrict__ vc, int max_pos, const float* __restrict__ rope,
+                                             const int* __restrict__ step, float scale, float* __restrict__ out,
+                                             u64* tl) {
+  constexpr int KS = HD / 16;        // k-steps of S = Q K^T
+  constexpr int NT = HD / 8;         // n-tiles of O
+  constexpr int RS = 2 * HD + 16;    // bytes per slot row (padded: conflict-free ldmatrix)
+  constexpr int VPR = 2 * HD / 16;   // 16-byte vectors per row
+  constexpr int SLOT = 2 * 32 * RS;  // K tile | V tile
+  constexpr int QS = HD + 8;         // q row stride in bf16 (padded)
+  extern __shared__ __align__(16) u8 tca_smem[];
+  PDL_LAUNCH();
+  tl_mark(tl, 0);
+  u32 rank, C;
+  asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+  asm("mov.u32 %0, %%cluster_nctarank;" : "=r"(C));
+  const int kvh = blockIdx.x / C;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
+  const int G = H / KVH, half = HD / 2;
+  const int pos = step[1], L = pos + 1, ntiles = (L + 31) / 32;
+  const int nw = (int)C * TCA_WARPS, u = (int)rank * TCA_WARPS + warp;
+  u8* ring = tca_smem + warp * S * SLOT;
+  u16* qsm = (u16*)(tca_smem + tca_ring_bytes(HD, S));  // [2][8][QS]: bf16 value, remainder
+  u16* nkv = (u16*)(tca_smem + tca_ring_bytes(HD, S) + tca_q_bytes(HD));  // new K, V [2][HD]
+  float* cs = (float*)(nkv + 2 * HD);                                      // (cos, sin) [half]
+  float* wm = cs + HD;                                                     // warps' m [warp][8]
+  float* wl = wm + TCA_WARPS * 8;
+  float* cp = wl + TCA_WARPS * 8;  // the block partials of this block's slice [C][8 HD + 16]
+  const size_t head_off = (size_t)kvh * max_pos * HD;
+  const u8* kg = (const u8*)(kc + head_off);
+  const u8* vg = (const u8*)(vc + head_off);
+
+  // The position's RoPE row (one commit group), then tile `tile` (if it exists) into slot `sl`: its cached rows
+  // (< pos), one commit group either way.
+  for (int v = tid; v < HD * 4 / 16; v += TCA_THREADS)
+    cp_async16(smem_u32(cs) + v * 16, rope + (size_t)pos * HD + v * 4, 0, false);
+  cp_commit();
+  auto issue = [&](int tile, int sl) {
+    if (tile < ntiles) {
+      const u32 ks = smem_u32(ring + sl * SLOT), vs = ks + 32 * RS;
+#pragma unroll
+      for (int j = 0; j < VPR; ++j) {
+        const int v = j * 32 + lane, row = v / VPR, col = v % VPR, p = tile * 32 + row;
+        if (p < pos) {
+          cp_async16(ks + row * RS + col * 16, kg + (size_t)p * 2 * HD + col * 16, 0, false);
+          cp_async16(vs + row * RS + col * 16, vg + (size_t)p * 2 * HD + col * 16, 0, false);
+        }
+      }
+    }
+    cp_commit();
+  };
+#pragma unroll
+  for (int sl = 0; sl < S; ++sl) issue(u + sl * nw, sl);
+  cp_wait<S>();  // the RoPE row
+  __syncthreads();
+  PDL_WAIT();
+  tl_mark(tl, 1);
+
+  // q of the group's heads, RoPE'd and scaled by scale x log2 e, as bf16 value and remainder; heads >= G zero.
+  {
+    const float qscale = scale * 1.4426950408889634f;
+    for (int e = tid; e < 8 * half / 2; e += TCA_THREADS) {
+      const int h = e / (half / 2), i = 2 * (e % (half / 2));
+      float2 a = make_float2(0.f, 0.f), b = a;
+      if (h < G) {
+        const float* qrow = qkv + (size_t)(kvh * G + h) * HD;
+        a = __ldcg((const float2*)(qrow + i));
+        b = __ldcg((const float2*)(qrow + i + half));
+      }
+      const float4 r = *(const float4*)(cs + 2 * i);  // (cos, sin) of dims i, i + 1
+      u32 hi, lo;
+      split_bf16x2((a.x * r.x - b.x * r.y) * qscale, (a.y * r.z - b.y * r.w) * qscale, &hi, &lo);
+      *(u32*)(qsm + h * QS + i) = hi;
+      *(u32*)(qsm + (8 + h) * QS + i) = lo;
+      split_bf16x2((b.x * r.x + a.x * r.y) * qscale, (b.y * r.z + a.y * r.w) * qscale, &hi, &lo);
+      *(u32*)(qsm + h * QS + i + half) = hi;
+      *(u32*)(qsm + (8 + h) * QS + i + half) = lo;
+    }
+  }
+  // The new position's K (RoPE'd) and V, rounded to bf16: into the cache and nkv, by the block whose warp holds the
+  // last tile.
+  if ((int)rank == ((ntiles - 1) % nw) / TCA_WARPS) {
+    const float* kn = qkv + (size_t)H * HD + (size_t)kvh * HD;
+    const float* vn = qkv + (size_t)(H + KVH) * HD + (size_t)kvh * HD;
+    u16* kd = kc + head_off + (size_t)pos * HD;
+    u16* vd = vc + head_off + (size_t)pos * HD;
+    for (int i = tid; i < half; i += TCA_THREADS) {
+      const float c = cs[2 * i], sn = cs[2 * i + 1];
+      const float ka = __ldcg(kn + i), kb = __ldcg(kn + i + half);
+      const u16 k0 = (u16)f32_to_bf16(ka * c - kb * sn), k1 = (u16)f32_to_bf16(kb * c + ka * sn);
+      const u16 v0 = (u16)f32_to_bf16(__ldcg(vn + i)), v1 = (u16)f32_to_bf16(__ldcg(vn + i + half));
+      kd[i] = nkv[i] = k0;
+      kd[i + half] = nkv[i + half] = k1;
+      vd[i] = nkv[HD + i] = v0;
+      vd[i + half] = nkv[HD + i + half] = v1;
+    }
+  }
+  __syncthreads();
+  // A fragments: k-step s holds dims 16 s + 2 q (+1) in registers 0 / 1 (value / remainder) and 16 s + 8 + 2 q (+1)
+  // in registers 2 / 3.
+  u32 qa[KS][4];
+#pragma unroll
+  for (int s = 0; s < KS; ++s) {
+    qa[s][0] = *(const u32*)(qsm + g * QS + 16 * s + 2 * q);
+    qa[s][1] = *(const u32*)(qsm + (8 + g) * QS + 16 * s + 2 * q);
+    qa[s][2] = *(const u32*)(qsm + g * QS + 16 * s + 8 + 2 * q);
+    qa[s][3] = *(const u32*)(qsm + (8 + g) * QS + 16 * s + 8 + 2 * q);
+  }
+  tl_mark(tl, 2);
+
+  float m_run = NEG_INF, l_run = 0.f;
+  float o[NT][4];
+#pragma unroll
+  for (int n = 0; n < NT; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  int k = 0;
+  for (int tile = u; tile < ntiles; tile += nw, ++k) {
+    const int sl = S == 1 ? 0 : k % S;
+    u8* sb = ring + sl * SLOT;
+    cp_wait<S - 1>();
+    if (tile == ntiles - 1) {  // row r = the new position (from nkv), V rows past it zeroed
+      const int r = pos - tile * 32;
+      if (lane < 2 * VPR)
+        *(uint4*)(sb + (lane / VPR) * 32 * RS + r * RS + (lane % VPR) * 16) =
+            *(const uint4*)(nkv + (lane / VPR) * HD + (lane % VPR) * 8);
+      for (int v = lane; v < (31 - r) * VPR; v += 32)
+        *(uint4*)(sb + 32 * RS + (r + 1 + v / VPR) * RS + (v % VPR) * 16) = make_uint4(0, 0, 0, 0);
+    }
+    __syncwarp();
+    const u32 kb = smem_u32(sb), vb = kb + 32 * RS;
+    // S for positions 8 j + 2 q (+1) of the tile, head g: sacc[j][0 / 1] (+ the remainder rows' [2 / 3]).
+    float sacc[4][4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      sacc[j][0] = sacc[j][1] = sacc[j][2] = sacc[j][3] = 0.f;
+#pragma unroll
+      for (int s = 0; s < KS; s += 2) {
+        u32 b[4];
+        ldsm_x4(kb + (8 * j + (lane & 7)) * RS + (16 * s + 8 * (lane >> 3)) * 2, b);
+        mma_bf16(sacc[j], qa[s], b);
+        mma_bf16(sacc[j], qa[s + 1], b + 2);
+      }
+    }
+    float p[8];
+    float tmax = NEG_INF;
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const float sc = sacc[j][e] + sacc[j][e + 2];
+        p[2 * j + e] = tile * 32 + 8 * j + 2 * q + e < L ? sc : NEG_INF;
+        tmax = fmaxf(tmax, p[2 * j + e]);
+      }
+    tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
+    tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 2));
+    const float m_new = fmaxf(m_run, tmax), corr = exp2f(m_run - m_new);
+    m_run = m_new;
+    float ps = 0.f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      p[e] = exp2f(p[e] - m_new);
+      ps += p[e];
+    }
+    l_run = l_run * corr + ps;
+    // P as A fragments: k-step t covers positions 16 t .. 16 t + 15 = S n-tiles 2 t, 2 t + 1.
+    u32 pa[2][4];
+#pragma unroll
+    for (int t = 0; t < 2; ++t) {
+      split_bf16x2(p[4 * t], p[4 * t + 1], &pa[t][0], &pa[t][1]);
+      split_bf16x2(p[4 * t + 2], p[4 * t + 3], &pa[t][2], &pa[t][3]);
+    }
+#pragma unroll
+    for (int n = 0; n < NT; ++n) {
+      o[n][0] *= corr;
+      o[n][1] *= corr;
+      o[n][2] *= corr;
+      o[n][3] *= corr;
+      u32 b[4];
+      ldsm_x4_t(vb + lane * RS + n * 16, b);
+      mma_bf16(o[n], pa[0], b);
+      mma_bf16(o[n], pa[1], b + 2);
+    }
+    __syncwarp();
+    issue(tile + S * nw, sl);
+  }
+  cp_wait<0>();
+  __syncwarp();
+  l_run += __shfl_xor_sync(0xffffffffu, l_run, 1);
+  l_run += __shfl_xor_sync(0xffffffffu, l_run, 2);
+
+  // The warp's partial: O [8][HD] over its own (now idle) ring, m and l.
+  float* wo = (float*)ring;
+  if (g < G) {
+#pragma unroll
+    for (int n = 0; n < NT; ++n)
+      *(float2*)(wo + g * HD + 8 * n + 2 * q) = make_float2(o[n][0] + o[n][2], o[n][1] + o[n][3]);
+    if (q == 0) {
+      wm[warp * 8 + g] = m_run;
+      wl[warp * 8 + g] = l_run;
+    }
+  }
+  tl_mark(tl, 3);
+  __syncthreads();
+  // The cluster's G x HD outputs are cut into C slices; block s combines slice s. The block's partial of each
+  // element goes to cp[rank] of the block that combines it, its m and l (per head) to every block.
+  const int E = G * HD, Es = (E + (int)C - 1) / (int)C;
+  for (int e = tid; e < E; e += TCA_THREADS) {
+    const int h = e / HD, d = e % HD;
+    float M = NEG_INF;
+#pragma unroll
+    for (int w = 0; w < TCA_WARPS; ++w) M = fmaxf(M, wm[w * 8 + h]);
+    float Ls = 0.f, Os = 0.f;
+    if (M != NEG_INF) {
+#pragma unroll
+      for (int w = 0; w < TCA_WARPS; ++w) {
+        const float f = exp2f(wm[w * 8 + h] - M);
+        Ls = fmaf(f, wl[w * 8 + h], Ls);
+        Os = fmaf(f, ((const float*)(tca_smem + w * S * SLOT))[h * HD + d], Os);
+      }
+    }
+    float* mine = cp + rank * (8 * HD + 16);
+    st_cluster(mine + e % Es, e / Es, Os);
+    if (d == 0)
+      for (int r = 0; r < (int)C; ++r) {
+        st_cluster(mine + 8 * HD + h, r, M);
+        st_cluster(mine + 8 * HD + 8 + h, r, Ls);
+      }
+  }
+  cluster_sync();  // every block has its slice's partials; no block reads another's shared memory after this
+  tl_mark(tl, 4);
+  for (int j = tid; j < Es && (int)rank * Es + j < E; j += TCA_THREADS) {
+    const int e = (int)rank * Es + j, h = e / HD;
+    float mr[TCA_MAX_CLUSTER], lr[TCA_MAX_CLUSTER], orr[TCA_MAX_CLUSTER];
+    float M = NEG_INF;
+#pragma unroll
+    for (int r = 0; r < TCA_MAX_CLUSTER; ++r) {
+      const float* pr = cp + r * (8 * HD + 16);
+      mr[r] = r < (int)C ? pr[8 * HD + h] : NEG_INF;
+      lr[r] = r < (int)C ? pr[8 * HD + 8 + h] : 0.f;
+      orr[r] = r < (int)C ? pr[j] : 0.f;
+      M = fmaxf(M, mr[r]);
+    }
+    float Ls = 0.f, Os = 0.f;
+#pragma unroll
+    for (int r = 0; r < TCA_MAX_CLUSTER; ++r) {
+      const float f = mr[r] == NEG_INF ? 0.f : exp2f(mr[r] - M);
+      Ls = fmaf(f, lr[r], Ls);
+      Os = fmaf(f, orr[r], Os);
+    }
+    out[(size_t)(kvh * G) * HD + e] = Os / Ls;
+  }
+  tl_mark(tl, 5);
+}
+#else
+template <int HD, int S>
+__device__ __forceinline__ void attn_tc_body(const float*, int, int, u16*, u16*, int, const float*, const int*, float,
+                                             float*, u64*) {}
+#endif
+
+#define ATTN_TC_ENTRY(HD, S)                                                                                       \
+  extern "C" __global__ void __launch_bounds__(TCA_THREADS)                                                        \
+      attn_tc_h##HD##_s##S(const float* qkv, int H, int KVH, u16* kc, u16* vc, int max_pos, const float* rope,     \
+                           const int* step, float scale, float* out, u64* tl) {                                    \
+    attn_tc_body<HD, S>(qkv, H, KVH, kc, vc, max_pos, rope, step, scale, out, tl);                                 \
+  }
+ATTN_TC_ENTRY(32, 1)
+ATTN_TC_ENTRY(32, 2)
+ATTN_TC_ENTRY(64, 1)
+ATTN_TC_ENTRY(64, 2)
+ATTN_TC_ENTRY(128, 1)
+ATTN_TC_ENTRY(128, 2)

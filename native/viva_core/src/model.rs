@@ -191,6 +191,16 @@ impl Model {
         }
     }
 
+    /// The kernel of a decode step's attention: `"cpu"`, or on CUDA `"tensor-core cluster"` (v11, sm_90+ with a
+    /// bf16 KV cache), `"gqa"` (v4), `"per-head"` (v1-v3, `VIVA_TENSOR_ATTN=old`) or `"persistent kernel"` (v8).
+    pub fn decode_attention(&self) -> &'static str {
+        match &self.engine {
+            Engine::Cpu(_) => "cpu",
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(m) => m.decode_attention(),
+        }
+    }
+
     /// A fresh, empty KV cache for one sequence.
     pub fn new_cache(&self) -> Result<KvCache> {
         match &self.engine {

@@ -180,9 +180,26 @@ fn load_pair(name: &str, var: &str, base_val: &str, alt_val: &str) -> Option<(Mo
 /// (both round activations to bf16, so a few roundings may flip), and `alt`'s on-device greedy loop picks
 /// exactly the argmax of its own logits, over a decode long enough to use several attention splits.
 fn compare_fp8(name: &str, label: &str, base: &Model, alt: &Model) {
+    let (agree, rel, _) = compare_fp8_on(name, label, base, alt, &reference_prompts(name), 48, true);
+    assert!(agree >= 0.9, "{name}: {label} top-1 agreement {agree}");
+    assert!(rel < 2e-2, "{name}: {label} logits differ by {rel}");
+}
+
+/// The comparison of `compare_fp8` over `prompts` and `steps` teacher-forced steps (`exact`: see the greedy check
+/// below); returns (top-1 agreement, mean and largest relative difference of the logits).
+fn compare_fp8_on(
+    name: &str,
+    label: &str,
+    base: &Model,
+    alt: &Model,
+    prompts: &[Vec<u32>],
+    steps: usize,
+    exact: bool,
+) -> (f64, f64, f64) {
     let (mut same, mut total, mut rel_sum, mut rel_max) = (0usize, 0usize, 0f64, 0f64);
-    for prompt in reference_prompts(name) {
-        let teacher = greedy(base, &prompt, 48);
+    for prompt in prompts {
+        let prompt = prompt.clone();
+        let teacher = greedy(base, &prompt, steps);
         let mut mc = base.new_cache().unwrap();
         let mut pc = alt.new_cache().unwrap();
         let mut lm = base.forward(&mut mc, &prompt).unwrap();
@@ -199,26 +216,41 @@ fn compare_fp8(name: &str, label: &str, base: &Model, alt: &Model) {
             lm = base.forward(&mut mc, &[t]).unwrap();
             lp = alt.forward(&mut pc, &[t]).unwrap();
         }
-        // On-device greedy == host argmax of the same path's logits.
+        // On-device greedy == host argmax of the same path's logits. With `exact` false (random weights, whose
+        // logits are nearly tied, and GEMVs whose atomic sums have no fixed order, so that two runs differ by about
+        // the bf16 step of an activation: ~1e-3 of a logit, measured), the first token where the two differ must be
+        // a near tie (within 1% of the host's top logit); the sequences part there.
         let mut a = alt.new_cache().unwrap();
         let mut b = alt.new_cache().unwrap();
         let first = viva_core::sampler::argmax(&alt.forward(&mut a, &prompt).unwrap());
         alt.forward(&mut b, &prompt).unwrap();
         let n = 200.min(alt.config.max_position_embeddings - prompt.len() - 1);
         let dev = alt.decode_greedy(&mut a, first, n, &mut |_| true).unwrap();
-        let mut host = Vec::with_capacity(n);
+        assert_eq!(dev.len(), n);
         let mut tok = first;
-        for _ in 0..n {
-            tok = viva_core::sampler::argmax(&alt.forward(&mut b, &[tok]).unwrap());
-            host.push(tok);
+        for (i, &d) in dev.iter().enumerate() {
+            let logits = alt.forward(&mut b, &[tok]).unwrap();
+            tok = viva_core::sampler::argmax(&logits);
+            if d != tok {
+                assert!(
+                    !exact,
+                    "{name}: on-device greedy vs host argmax of the {label}: step {i} of prompt {prompt:?}"
+                );
+                let top = logits[tok as usize];
+                let gap = top - logits[d as usize];
+                assert!(
+                    gap.abs() <= 1e-2 * top.abs().max(1.0),
+                    "{name}: {label}: on-device greedy picked {d} at step {i} of {n}, the host {tok}: logit gap {gap}"
+                );
+                println!("{name}: {label}: greedy paths part at step {i} of {n} on a near tie (gap {gap:.2e})");
+                break;
+            }
         }
-        assert_eq!(dev, host, "{name}: on-device greedy vs host argmax of the {label}, prompt {prompt:?}");
     }
     let agree = same as f64 / total as f64;
     let rel = rel_sum / total as f64;
     println!("{name}: {label}: top-1 agreement {agree:.4} over {total} steps, logits rel difference mean {rel:.3e} max {rel_max:.3e}");
-    assert!(agree >= 0.9, "{name}: {label} top-1 agreement {agree}");
-    assert!(rel < 2e-2, "{name}: {label} logits differ by {rel}");
+    (agree, rel, rel_max)
 }
 
 /// The persistent decode kernel (FP8, sm_90+, opt-in `VIVA_TENSOR_PERSIST=1`) against the multi-kernel path.
@@ -255,6 +287,53 @@ fn stories260k_fp8_tc_gemv_matches_default() {
 fn bytelevel_tiny_fp8_tc_gemv_matches_default() {
     if let Some((v5, tc)) = load_pair("bytelevel-tiny", "VIVA_TENSOR_GEMV", "cuda-core", "tc") {
         compare_fp8("bytelevel-tiny", "tensor-core gemv vs cuda-core gemv", &v5, &tc);
+    }
+}
+
+/// The tensor-core decode attention (v11, the default on sm_90+ for FP8) against the v4 GQA kernel
+/// (`VIVA_TENSOR_ATTN=gqa`) on random checkpoints of head_dim 32 / 64 / 128 and query groups 4 / 8 / 1, after
+/// prompts of 700 and 1100 positions (22 and 35 tiles: some of a cluster's warps take two), with both ring depths.
+/// Both read the same bf16 cache in f32 arithmetic (the tensor-core kernel carries q and the probabilities as two
+/// bf16 terms), so the logits may differ only by the odd flipped bf16 rounding of an activation downstream.
+#[test]
+fn fp8_tc_attention_matches_gqa() {
+    if !cuda() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (hidden, heads, kv_heads) in [(256usize, 8usize, 2usize), (512, 8, 1), (512, 4, 4)] {
+        let shape = viva_core::testckpt::Shape {
+            hidden,
+            intermediate: 2 * hidden,
+            layers: 2,
+            heads,
+            kv_heads,
+            vocab: 640,
+            max_pos: 2048,
+            tie_embeddings: false,
+        };
+        let dir = tmp.path().join(format!("hd{}", hidden / heads));
+        viva_core::testckpt::write_checkpoint(&dir, &shape, 7, StoredDtype::Bf16, 1).unwrap();
+        std::env::set_var("VIVA_TENSOR_ATTN", "gqa");
+        let gqa = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
+        std::env::remove_var("VIVA_TENSOR_ATTN");
+        assert_eq!(gqa.decode_attention(), "gqa");
+        for slots in ["1", "2"] {
+            std::env::set_var("VIVA_TENSOR_ATTN_SLOTS", slots);
+            let tc = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
+            std::env::remove_var("VIVA_TENSOR_ATTN_SLOTS");
+            let name = format!("random hd{} g{} slots {slots}", hidden / heads, heads / kv_heads);
+            if tc.decode_attention() != "tensor-core cluster" {
+                println!("SKIPPED: {name}: the tensor-core decode attention is not used ({})", tc.decode_attention());
+                return;
+            }
+            let prompts: Vec<Vec<u32>> =
+                [700u32, 1100].iter().map(|&n| (0..n).map(|i| 3 + (i * 7919 + n) % 600).collect()).collect();
+            let (agree, rel, rel_max) =
+                compare_fp8_on(&name, "tensor-core vs gqa attention", &gqa, &tc, &prompts, 40, false);
+            assert!(rel < 5e-3 && rel_max < 2e-2, "{name}: logits differ by {rel} (max {rel_max})");
+            assert!(agree >= 0.8, "{name}: top-1 agreement {agree}");
+        }
     }
 }
 

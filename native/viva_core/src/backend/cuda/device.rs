@@ -64,6 +64,23 @@ pub fn drv(what: &str, e: cudarc::driver::DriverError) -> Error {
     }
 }
 
+/// Head dims of the tensor-core decode attention kernels (`Kernels::attn_tc`, kernels/attention.cu).
+pub const ATTN_TC_HD: [usize; 3] = [32, 64, 128];
+/// Warps per block of the tensor-core decode attention (`TCA_WARPS`) and the most blocks in one of its clusters.
+const ATTN_TC_WARPS: usize = 4;
+pub const ATTN_TC_MAX_CLUSTER: usize = 8;
+
+/// Dynamic shared memory of one tensor-core decode attention block (`tca_smem_bytes` in kernels/attention.cu):
+/// the warps' rings of `slots` 32-row K | V slots (rows padded by 16 bytes), q as two bf16 rows per head (padded
+/// by 8), the new K and V, the RoPE row, the warps' softmax statistics and room for the `cluster` block partials.
+pub fn attn_tc_smem(hd: usize, slots: usize, cluster: usize) -> usize {
+    ATTN_TC_WARPS * slots * 2 * 32 * (2 * hd + 16)
+        + 2 * 8 * (hd + 8) * 2
+        + 4 * hd
+        + 4 * (hd + 2 * ATTN_TC_WARPS * 8)
+        + 4 * cluster * (8 * hd + 16)
+}
+
 /// Every kernel of the module.
 pub struct Kernels {
     pub embed: CudaFunction,
@@ -84,6 +101,9 @@ pub struct Kernels {
     /// GQA attention (one block per KV head and split): f32 / bf16 KV cache.
     pub gqa_f32: CudaFunction,
     pub gqa_bf16: CudaFunction,
+    /// Decode attention on the tensor cores in thread-block clusters (v11; sm_90+, bf16 KV cache): for head_dim
+    /// 32 / 64 / 128 ([`ATTN_TC_HD`]), each with rings of 1 and 2 slots per warp.
+    pub attn_tc: [[CudaFunction; 2]; 3],
     /// cuBLAS prefill helpers (kernels/gemm.cu): FP8 -> bf16 weights, f32 -> bf16 (hi, lo) activations,
     /// interleaved gate/up -> silu(gate) * up.
     pub dequant_fp8: CudaFunction,
@@ -213,6 +233,11 @@ impl Device {
             rope_bf16: f("rope_kv_bf16kv")?,
             gqa_f32: f("attn_gqa_f32kv")?,
             gqa_bf16: f("attn_gqa_bf16kv")?,
+            attn_tc: [
+                [f("attn_tc_h32_s1")?, f("attn_tc_h32_s2")?],
+                [f("attn_tc_h64_s1")?, f("attn_tc_h64_s2")?],
+                [f("attn_tc_h128_s1")?, f("attn_tc_h128_s2")?],
+            ],
             dequant_fp8: f("dequant_fp8_bf16")?,
             split_bf16: f("split_bf16")?,
             glu: f("glu_rows")?,
@@ -227,6 +252,15 @@ impl Device {
                 max_smem as i32,
             )
             .map_err(|e| drv("shared memory opt-in", e))?;
+        }
+        for (pair, &hd) in k.attn_tc.iter().zip(ATTN_TC_HD.iter()) {
+            for (g, slots) in pair.iter().zip([1, 2]) {
+                g.set_attribute(
+                    sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    attn_tc_smem(hd, slots, ATTN_TC_MAX_CLUSTER).min(max_smem) as i32,
+                )
+                .map_err(|e| drv("shared memory opt-in", e))?;
+            }
         }
         // The persistent decode kernel takes all the shared memory its static arrays leave.
         let persist_static = k
@@ -283,11 +317,12 @@ impl Device {
         smem: u32,
         args: &[Arg],
     ) -> Result<()> {
-        self.launch_ex(stream, f, grid, block, smem, args, false)
+        self.launch_ex(stream, f, grid, block, smem, args, LaunchMode::Pdl)
     }
 
-    /// As [`Device::launch`]; `cooperative`: launched as a cooperative grid (all blocks co-resident, or
-    /// the launch fails) instead of with PDL, for kernels with grid-wide barriers.
+    /// As [`Device::launch`], as `mode` says: with PDL (where the device has it), as a cooperative grid (all
+    /// blocks co-resident, or the launch fails; for kernels with grid-wide barriers), or in thread-block
+    /// clusters of `n` blocks along x (sm_90+; with PDL as well).
     #[allow(clippy::too_many_arguments)]
     pub fn launch_ex(
         &self,
@@ -297,7 +332,7 @@ impl Device {
         block: u32,
         smem: u32,
         args: &[Arg],
-        cooperative: bool,
+        mode: LaunchMode,
     ) -> Result<()> {
         if let Some((name, sizes)) = self.params.get(&(f.cu_function() as usize)) {
             check_args(name, sizes, args)?;
@@ -305,15 +340,24 @@ impl Device {
         let mut slots: Vec<u64> = args.iter().map(|a| a.bits()).collect();
         let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|s| s as *mut u64 as *mut c_void).collect();
         // SAFETY: an all-zero launch attribute is a valid (ignored) value; the fields are set below.
-        let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
-        if cooperative {
-            attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
-            attr.value.cooperative = 1;
-        } else {
-            attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-            attr.value.programmaticStreamSerializationAllowed = 1;
+        let mut attrs: [sys::CUlaunchAttribute; 2] = unsafe { std::mem::zeroed() };
+        let mut n = 0;
+        if mode == LaunchMode::Cooperative {
+            attrs[n].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
+            attrs[n].value.cooperative = 1;
+            n += 1;
+        } else if self.pdl {
+            attrs[n].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+            attrs[n].value.programmaticStreamSerializationAllowed = 1;
+            n += 1;
         }
-        let with_attr = cooperative || self.pdl;
+        if let LaunchMode::Cluster(c) = mode {
+            attrs[n].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+            attrs[n].value.clusterDim.x = c;
+            attrs[n].value.clusterDim.y = 1;
+            attrs[n].value.clusterDim.z = 1;
+            n += 1;
+        }
         let cfg = sys::CUlaunchConfig {
             gridDimX: grid.0,
             gridDimY: grid.1,
@@ -323,16 +367,59 @@ impl Device {
             blockDimZ: 1,
             sharedMemBytes: smem,
             hStream: stream.cu_stream(),
-            attrs: if with_attr { &mut attr } else { std::ptr::null_mut() },
-            numAttrs: u32::from(with_attr),
+            attrs: if n > 0 { attrs.as_mut_ptr() } else { std::ptr::null_mut() },
+            numAttrs: n as u32,
         };
         // SAFETY: `ptrs` points at one live 8-byte slot per kernel parameter, in order, for the
         // duration of the call (the driver copies the values at launch); the function belongs to
-        // this device's module and the stream to its context.
+        // this device's module and the stream to its context; `attrs` holds `n` initialised attributes.
         unsafe { sys::cuLaunchKernelEx(&cfg, f.cu_function(), ptrs.as_mut_ptr(), std::ptr::null_mut()) }
             .result()
             .map_err(|e| drv("kernel launch", e))
     }
+}
+
+impl Device {
+    /// How many clusters of `cluster` blocks (`block` threads, `smem` bytes of dynamic shared memory) of `f` can
+    /// be resident at once (0: such a cluster cannot be placed at all).
+    pub fn max_active_clusters(&self, f: &CudaFunction, grid: u32, block: u32, smem: u32, cluster: u32) -> Result<i32> {
+        // SAFETY: as in `launch_ex`: zeroed attributes are valid, and the one used is set below.
+        let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+        attr.value.clusterDim.x = cluster;
+        attr.value.clusterDim.y = 1;
+        attr.value.clusterDim.z = 1;
+        let cfg = sys::CUlaunchConfig {
+            gridDimX: grid,
+            gridDimY: 1,
+            gridDimZ: 1,
+            blockDimX: block,
+            blockDimY: 1,
+            blockDimZ: 1,
+            sharedMemBytes: smem,
+            hStream: std::ptr::null_mut(),
+            attrs: &mut attr,
+            numAttrs: 1,
+        };
+        let mut n = 0i32;
+        self.ctx.bind_to_thread().map_err(|e| drv("context", e))?;
+        // SAFETY: `cfg` and `attr` live across the call; the function belongs to this device's module.
+        unsafe { sys::cuOccupancyMaxActiveClusters(&mut n, f.cu_function(), &cfg) }
+            .result()
+            .map_err(|e| drv("cluster occupancy", e))?;
+        Ok(n)
+    }
+}
+
+/// How [`Device::launch_ex`] launches a grid.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LaunchMode {
+    /// With programmatic dependent launch where the device has it.
+    Pdl,
+    /// As a cooperative grid.
+    Cooperative,
+    /// In clusters of this many blocks along x (with PDL where the device has it).
+    Cluster(u32),
 }
 
 /// A kernel argument.

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::loader::TensorStore;
 use crate::names;
 use cudarc::driver::{sys, CudaGraph, CudaSlice, CudaStream, DevicePtr};
-use device::{drv, guard, Arg, Blas, BlasSlot, Device};
+use device::{drv, guard, Arg, Blas, BlasSlot, Device, LaunchMode};
 use pack::Packed;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -271,6 +271,9 @@ pub struct CudaModel {
     /// (`VIVA_TENSOR_ATTN=old`: the per-query-head kernel of v1-v3).
     gqa: bool,
     gqa_splits: usize,
+    /// Decode attention on the tensor cores in clusters (kernels/attention.cu, v11; the default on sm_90+ for a
+    /// bf16 KV cache and head_dim 32 / 64 / 128; `VIVA_TENSOR_ATTN=gqa` keeps the v4 GQA kernel).
+    attn_tc: Option<AttnTc>,
     /// Fused norm statistics in decode (default; `VIVA_TENSOR_NORM_FUSE=0` turns it off, see kernels/gemv.cu):
     /// the residual GEMVs accumulate sum(x²) for the next RMSNorm, so the normed GEMVs skip their own reduction.
     norm_fuse: bool,
@@ -293,6 +296,15 @@ struct Persist {
     x16_bytes: usize,
     acc_rows: usize,
     blocks: u32,
+}
+
+/// Launch shape of the tensor-core decode attention: kernel (`Kernels::attn_tc[hd_idx][slots - 1]`), blocks per cluster
+/// (one cluster per KV head) and dynamic shared memory per block.
+struct AttnTc {
+    hd_idx: usize,
+    slots: usize,
+    cluster: u32,
+    smem: u32,
 }
 
 /// Split-KV partial slots per (query row, head) of the GQA attention kernel (`GQ_MAX_SPLIT`).
@@ -565,6 +577,11 @@ impl CudaModel {
         // All GQA_MAX_SPLIT slots are launched; the kernel uses ceil(positions / 32) of them. (Fewer launched
         // splits for many KV heads, 8 instead of 32 on the Llama-2-7B shape, measured neutral: docs/gpu.md v10.)
         let gqa_splits = GQA_MAX_SPLIT;
+        let attn_tc = if gqa && format != Format::Bf16 && env("VIVA_TENSOR_ATTN").is_none_or(|v| v != "gqa") {
+            attn_tc_plan(&dev, cfg)?
+        } else {
+            None
+        };
         // On by default: measured 1.1% faster on an H100 with identical test results (docs/gpu.md, v6);
         // `VIVA_TENSOR_NORM_FUSE=0` restores the per-block reduction.
         let norm_fuse = env("VIVA_TENSOR_NORM_FUSE").is_none_or(|v| v != "0");
@@ -595,6 +612,7 @@ impl CudaModel {
             tc_flags,
             gqa,
             gqa_splits,
+            attn_tc,
             norm_fuse,
             persist,
         })
@@ -603,6 +621,16 @@ impl CudaModel {
     /// Does decode run as the one persistent kernel (kernels/persist.cu)?
     pub fn persistent_decode(&self) -> bool {
         self.persist.is_some()
+    }
+
+    /// The decode step's attention kernel (see `Model::decode_attention`).
+    pub fn decode_attention(&self) -> &'static str {
+        match (&self.attn_tc, self.gqa) {
+            _ if self.persist.is_some() => "persistent kernel",
+            (Some(_), _) => "tensor-core cluster",
+            (None, true) => "gqa",
+            (None, false) => "per-head",
+        }
     }
 
     pub fn format(&self) -> Format {
@@ -1025,6 +1053,24 @@ impl CudaModel {
         tl: u64,
     ) -> Result<()> {
         let cfg = &self.cfg;
+        if let (Some(a), true, 1) = (&self.attn_tc, fuse, t) {
+            let args = [
+                Arg::P(qkv),
+                Arg::I(cfg.num_heads as i32),
+                Arg::I(cfg.num_kv_heads as i32),
+                Arg::P(c.kc.at(layer * c.layer_bytes)),
+                Arg::P(c.vc.at(layer * c.layer_bytes)),
+                Arg::I(cfg.max_position_embeddings as i32),
+                Arg::P(self.rope.ptr),
+                Arg::P(c.step.ptr),
+                Arg::F(1.0 / (cfg.head_dim as f32).sqrt()),
+                Arg::P(out),
+                Arg::P(tl),
+            ];
+            let grid = (cfg.num_kv_heads as u32 * a.cluster, 1, 1);
+            let f = &self.dev.k.attn_tc[a.hd_idx][a.slots - 1];
+            return self.dev.launch_ex(&c.stream, f, grid, 128, a.smem, &args, LaunchMode::Cluster(a.cluster));
+        }
         let (f, grid, threads, smem) = if self.gqa {
             let k = &self.dev.k;
             let splits = if nsplit > 1 { self.gqa_splits } else { 1 };
@@ -1167,7 +1213,7 @@ impl CudaModel {
             Arg::P(prof),
         ];
         let smem = (p.nslots * p.slot_bytes + p.xs_bytes + p.x16_bytes + p.acc_rows * 4) as u32;
-        self.dev.launch_ex(&c.stream, &self.dev.k.persist, (p.blocks, 1, 1), 288, smem, &args, true)
+        self.dev.launch_ex(&c.stream, &self.dev.k.persist, (p.blocks, 1, 1), 288, smem, &args, LaunchMode::Cooperative)
     }
 
     /// Prefill: all `tokens` in one pass (GEMMs + causal attention), logits of the last one.
@@ -1410,6 +1456,35 @@ impl CudaModel {
         }
         Ok(out)
     }
+}
+
+/// The tensor-core decode attention's launch shape, or None where it does not apply: before sm_90 (clusters),
+/// for a head_dim other than 32 / 64 / 128, or when the driver cannot place its cluster. Blocks per cluster:
+/// `VIVA_TENSOR_ATTN_CLUSTER` (1-8), else the largest power of two up to 8 that keeps the kernel on at most half
+/// the SMs (one cluster per KV head; the other half stays free for the next GEMV's early blocks: on the Llama-2-7B
+/// shape 2 blocks per cluster beat 4, docs/gpu.md v11); ring slots per warp: `VIVA_TENSOR_ATTN_SLOTS` (1-2), else 2.
+fn attn_tc_plan(dev: &Device, cfg: &Config) -> Result<Option<AttnTc>> {
+    let Some(hd_idx) = device::ATTN_TC_HD.iter().position(|&d| d == cfg.head_dim) else { return Ok(None) };
+    if dev.cc.0 < 9 || cfg.num_kv_heads == 0 {
+        return Ok(None);
+    }
+    let var = |name: &str, max: usize| {
+        std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok()).filter(|c| (1..=max).contains(c))
+    };
+    let slots = var("VIVA_TENSOR_ATTN_SLOTS", 2).unwrap_or(2);
+    let fit = (dev.sms / (2 * cfg.num_kv_heads)).clamp(1, device::ATTN_TC_MAX_CLUSTER);
+    let cluster = var("VIVA_TENSOR_ATTN_CLUSTER", device::ATTN_TC_MAX_CLUSTER).unwrap_or(1 << fit.ilog2());
+    let smem = device::attn_tc_smem(cfg.head_dim, slots, cluster);
+    if smem > dev.max_smem {
+        return Ok(None);
+    }
+    let cluster = cluster as u32;
+    let f = &dev.k.attn_tc[hd_idx][slots - 1];
+    let grid = cfg.num_kv_heads as u32 * cluster;
+    if dev.max_active_clusters(f, grid, 128, smem as u32, cluster)? < 1 {
+        return Ok(None);
+    }
+    Ok(Some(AttnTc { hd_idx, slots, cluster, smem: smem as u32 }))
 }
 
 /// The persistent kernel's plan for this model (asked for with `VIVA_TENSOR_PERSIST=1`), or `None`, with the
