@@ -233,7 +233,7 @@ GEMV_ENTRY(gemv_fp8_r8, true, 8, 1)
 // Why: gemv_body gives each block 16 rows and each lane 2 chunks, so a block's life is ramp-up, x' staging
 // (K floats from L2, once per 16 rows), one or two loads and a tail, and only the first chunk is in flight
 // before griddepcontrol.wait. Here a few blocks per SM stage x' once each, their warps keep R - 1 pieces of
-// 2 KB in flight, and the first R pieces of every warp are requested before the wait. (A first form with 8-row
+// 2 KB in flight, and the first pieces of every warp (TC_PREWAIT, v11) are requested before the wait. (A first form with 8-row
 // tiles, weights as the B operand and x' in every A row, docs/gpu.md v9a, read x' from shared memory 4x as
 // often and issued twice the mmas: 1100 tok/s against 1239 on the TinyLlama shape, best shape of each, same call.)
 //
@@ -288,6 +288,13 @@ __device__ __forceinline__ void cp_wait() {
 #define TC_NOHINT 1
 #define TC_NOMATH 2
 #define TC_NOLOAD 4
+// (F + 1) << 8 (experiments): F ring slots requested before griddepcontrol.wait instead of TC_PREWAIT.
+#define TC_PREWAIT_SHIFT 8
+
+// Ring slots each warp requests before griddepcontrol.wait; the rest go out once x' is staged. With all R requested
+// early, x''s loads after the wait queue behind the SM's own weight copies. Measured on an H100 (docs/gpu.md v11):
+// 4 of 6 slots +3.5% on the TinyLlama shape against all 6 (0 to 3 and 5 were slower), within 1% on Llama-2-7B.
+#define TC_PREWAIT 4
 
 // Lane (g, q)'s copies of piece (tile, pc) (K bytes [128 pc, 128 pc + 128) of the tile's 16 rows) into `slot`.
 __device__ __forceinline__ void tc_issue(const u8* __restrict__ W, const float* __restrict__ S, bool qb64, int N,
@@ -394,12 +401,18 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
     }
     cp_commit();
   };
-  // The weights do not depend on the previous kernel: the ring is filled before waiting for it.
+  // The weights do not depend on the previous kernel: the first TC_PREWAIT slots are filled before waiting for it.
+  const int pf = (flags >> TC_PREWAIT_SHIFT) & 15, pre = min(R, pf ? pf - 1 : TC_PREWAIT);
 #pragma unroll
-  for (int i = 0; i < R; ++i) issue_next(i);
+  for (int i = 0; i < R; ++i)
+    if (i < pre) issue_next(i);
   PDL_WAIT();
   tl_mark(tl, 1);
+  const int r0 = t0 * TC_ROWS, nr = min(t1 * TC_ROWS, N) - r0;
+  // A residual epilogue's first row per thread, read now in the same round trip as x (not after the pieces).
+  const float y0 = mode == 1 && tid < nr ? y[r0 + tid] : 0.f;
   const float inv = tc_stage_x(x, norm_w, eps, K, Kp, ss_in, xs16, accs, (t1 - t0) * TC_ROWS, red) * FP8_UNIT;
+  for (int i = pre; i < R; ++i) issue_next(i);
   tl_mark(tl, 2);
 
   // Consume cursor: local tile ct, column cc.
@@ -457,7 +470,6 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
   }
   tl_mark(tl, 3);
   __syncthreads();
-  const int r0 = t0 * TC_ROWS, nr = min(t1 * TC_ROWS, N) - r0;
   float ssp = 0.f;
   for (int i = tid; i < nr; i += GV_THREADS) {
     const int n = r0 + i;
@@ -465,7 +477,7 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
     if (mode == 0) {
       y[n] = v;
     } else if (mode == 1) {
-      const float nv = y[n] + v;
+      const float nv = (i == tid ? y0 : y[n]) + v;
       y[n] = nv;
       ssp = fmaf(nv, nv, ssp);
     } else if ((i & 1) == 0) {
