@@ -6,7 +6,8 @@
 # Usage: bash bench/gpu/run.sh [sweep]     (writes logs and results.jsonl under $OUT)
 #   BEAM=1: also time generate/3 through the BEAM;  LLAMA7B=1: also the Llama-2-7B shape (fp8 + torch-graph bf16)
 #   (bench/gpu/llama7b.sh runs that part alone);  EXTRA=1: v9/v10 probe rows and the decode timeline;
-#   BASE=1: also .carry/viva-bench-base (another commit's binary) at the default
+#   BASE=1: also .carry/viva-bench-base (another commit's binary) at the default; EXTRA=1 and LLAMA7B=1 also time the
+#   v4 GQA attention (VIVA_TENSOR_ATTN=gqa) against the default tensor-core cluster attention (v11)
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SHAPE=${SHAPE:-tinyllama-1.1b}
 
@@ -65,6 +66,10 @@ else
     VIVA_TENSOR_TC_FLAGS=4 run $B --weights fp8 --label probe:tc-noload --prefill-len 0 --api-steps 0
     VIVA_TENSOR_TC_FLAGS=6 run $B --weights fp8 --label probe:tc-noload-nomath --prefill-len 0 --api-steps 0
     run $B --weights fp8 --label probe:timeline --prefill-len 0 --api-steps 0 --timeline 32
+    # v11: the v4 GQA attention instead of the tensor-core cluster kernel, at the default and a 1536-token context.
+    VIVA_TENSOR_ATTN=gqa run $B --weights fp8 --label probe:attn-gqa-v4 --prefill-len 0 --api-steps 0
+    run $B --weights fp8 --label probe:ctx1536 --prompt-len 1536 --prefill-len 0 --api-steps 0
+    VIVA_TENSOR_ATTN=gqa run $B --weights fp8 --label probe:ctx1536-attn-gqa-v4 --prompt-len 1536 --prefill-len 0 --api-steps 0
   fi
   # BASE=1: the default of another commit's binary (.carry/viva-bench-base) in the same call.
   if [ "${BASE:-0}" = 1 ] && [ -x $C/viva-bench-base ]; then
@@ -98,6 +103,7 @@ if [ "${LLAMA7B:-0}" = 1 ]; then
   if [ "${BASE:-0}" = 1 ] && [ -x $C/viva-bench-base ]; then
     run $C/viva-bench-base $CK7 --backend cuda --weights fp8 --label llama7b:base --new 128 --prefill-len 0 --api-steps 0 --json $RES
   fi
+  VIVA_TENSOR_ATTN=gqa run $C/viva-bench $CK7 --backend cuda --weights fp8 --label llama7b:attn-gqa-v4 --new 128 --prefill-len 0 --api-steps 0 --json $RES
   run $C/viva-bench $CK7 --backend cuda --weights fp8 --fp8-block 64 --label llama7b:fp8/b64 --new 128 --prefill-len 0 --api-steps 0 --json $RES
   VIVA_TENSOR_TC_RING=5 run $C/viva-bench $CK7 --backend cuda --weights fp8 --label llama7b:fp8/b128-tc2x5 --new 128 --prefill-len 0 --api-steps 0 --json $RES
   VIVA_TENSOR_GEMV=cuda-core run $C/viva-bench $CK7 --backend cuda --weights fp8 --fp8-block 64 --label llama7b:fp8/b64-cudacore-v8 --new 128 --prefill-len 0 --api-steps 0 --json $RES
