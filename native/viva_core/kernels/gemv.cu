@@ -233,9 +233,10 @@ GEMV_ENTRY(gemv_fp8_r8, true, 8, 1)
 // Why: gemv_body gives each block 16 rows and each lane 2 chunks, so a block's life is ramp-up, x' staging
 // (K floats from L2, once per 16 rows), one or two loads and a tail, and only the first chunk is in flight
 // before griddepcontrol.wait. Here a few blocks per SM stage x' once each, their warps keep R - 1 pieces of
-// 2 KB in flight, and the first pieces of every warp (TC_PREWAIT, v11) are requested before the wait. (A first form with 8-row
-// tiles, weights as the B operand and x' in every A row, docs/gpu.md v9a, read x' from shared memory 4x as
-// often and issued twice the mmas: 1100 tok/s against 1239 on the TinyLlama shape, best shape of each, same call.)
+// 2 KB in flight, and the first pieces of every warp (TC_PREWAIT, v11) are requested before the wait. (A first
+// form with 8-row tiles, weights as the B operand and x' in every A row, docs/gpu.md v9a, read x' from shared
+// memory 4x as often and issued twice the mmas: 1100 tok/s against 1239 on the TinyLlama shape, best shape of
+// each, same call.)
 //
 // Work: tiles of 16 rows (gate/up's interleaved pairs stay in one tile); block b takes tiles
 // [b T / G, (b + 1) T / G) and splits their pieces (a piece = 16 rows x 128 bytes of K, tile-major) evenly

@@ -377,9 +377,7 @@ impl Device {
             .result()
             .map_err(|e| drv("kernel launch", e))
     }
-}
 
-impl Device {
     /// How many clusters of `cluster` blocks (`block` threads, `smem` bytes of dynamic shared memory) of `f` can
     /// be resident at once (0: such a cluster cannot be placed at all).
     pub fn max_active_clusters(&self, f: &CudaFunction, grid: u32, block: u32, smem: u32, cluster: u32) -> Result<i32> {

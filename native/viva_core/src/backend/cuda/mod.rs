@@ -578,7 +578,7 @@ impl CudaModel {
         // splits for many KV heads, 8 instead of 32 on the Llama-2-7B shape, measured neutral: docs/gpu.md v10.)
         let gqa_splits = GQA_MAX_SPLIT;
         let attn_tc = if gqa && format != Format::Bf16 && env("VIVA_TENSOR_ATTN").is_none_or(|v| v != "gqa") {
-            attn_tc_plan(&dev, cfg)?
+            attn_tc_plan(&dev, cfg)
         } else {
             None
         };
@@ -1459,14 +1459,15 @@ impl CudaModel {
 }
 
 /// The tensor-core decode attention's launch shape, or None where it does not apply: before sm_90 (clusters),
-/// for a head_dim other than 32 / 64 / 128, or when the driver cannot place its cluster. Blocks per cluster:
+/// for a head_dim other than 32 / 64 / 128, or when the driver cannot place its cluster (or say whether it can).
+/// Blocks per cluster:
 /// `VIVA_TENSOR_ATTN_CLUSTER` (1-8), else the largest power of two up to 8 that keeps the kernel on at most half
 /// the SMs (one cluster per KV head; the other half stays free for the next GEMV's early blocks: on the Llama-2-7B
 /// shape 2 blocks per cluster beat 4, docs/gpu.md v11); ring slots per warp: `VIVA_TENSOR_ATTN_SLOTS` (1-2), else 2.
-fn attn_tc_plan(dev: &Device, cfg: &Config) -> Result<Option<AttnTc>> {
-    let Some(hd_idx) = device::ATTN_TC_HD.iter().position(|&d| d == cfg.head_dim) else { return Ok(None) };
+fn attn_tc_plan(dev: &Device, cfg: &Config) -> Option<AttnTc> {
+    let hd_idx = device::ATTN_TC_HD.iter().position(|&d| d == cfg.head_dim)?;
     if dev.cc.0 < 9 || cfg.num_kv_heads == 0 {
-        return Ok(None);
+        return None;
     }
     let var = |name: &str, max: usize| {
         std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok()).filter(|c| (1..=max).contains(c))
@@ -1476,15 +1477,16 @@ fn attn_tc_plan(dev: &Device, cfg: &Config) -> Result<Option<AttnTc>> {
     let cluster = var("VIVA_TENSOR_ATTN_CLUSTER", device::ATTN_TC_MAX_CLUSTER).unwrap_or(1 << fit.ilog2());
     let smem = device::attn_tc_smem(cfg.head_dim, slots, cluster);
     if smem > dev.max_smem {
-        return Ok(None);
+        return None;
     }
     let cluster = cluster as u32;
     let f = &dev.k.attn_tc[hd_idx][slots - 1];
     let grid = cfg.num_kv_heads as u32 * cluster;
-    if dev.max_active_clusters(f, grid, 128, smem as u32, cluster)? < 1 {
-        return Ok(None);
+    // A driver that cannot say (or place the cluster) keeps the v4 kernel.
+    if dev.max_active_clusters(f, grid, 128, smem as u32, cluster).map_or(true, |n| n < 1) {
+        return None;
     }
-    Ok(Some(AttnTc { hd_idx, slots, cluster, smem: smem as u32 }))
+    Some(AttnTc { hd_idx, slots, cluster, smem: smem as u32 })
 }
 
 /// The persistent kernel's plan for this model (asked for with `VIVA_TENSOR_PERSIST=1`), or `None`, with the
