@@ -1053,20 +1053,18 @@ impl CudaModel {
         tl: u64,
     ) -> Result<()> {
         let cfg = &self.cfg;
+        // The arguments every attention kernel starts with, and those of the KV cache they all take.
+        let heads = [Arg::P(qkv), Arg::I(cfg.num_heads as i32), Arg::I(cfg.num_kv_heads as i32)];
+        let cache = [
+            Arg::P(c.kc.at(layer * c.layer_bytes)),
+            Arg::P(c.vc.at(layer * c.layer_bytes)),
+            Arg::I(cfg.max_position_embeddings as i32),
+            Arg::P(self.rope.ptr),
+            Arg::P(c.step.ptr),
+            Arg::F(1.0 / (cfg.head_dim as f32).sqrt()),
+        ];
         if let (Some(a), true, 1) = (&self.attn_tc, fuse, t) {
-            let args = [
-                Arg::P(qkv),
-                Arg::I(cfg.num_heads as i32),
-                Arg::I(cfg.num_kv_heads as i32),
-                Arg::P(c.kc.at(layer * c.layer_bytes)),
-                Arg::P(c.vc.at(layer * c.layer_bytes)),
-                Arg::I(cfg.max_position_embeddings as i32),
-                Arg::P(self.rope.ptr),
-                Arg::P(c.step.ptr),
-                Arg::F(1.0 / (cfg.head_dim as f32).sqrt()),
-                Arg::P(out),
-                Arg::P(tl),
-            ];
+            let args = [&heads[..], &cache, &[Arg::P(out), Arg::P(tl)]].concat();
             let grid = (cfg.num_kv_heads as u32 * a.cluster, 1, 1);
             let f = &self.dev.k.attn_tc[a.hd_idx][a.slots - 1];
             return self.dev.launch_ex(&c.stream, f, grid, 128, a.smem, &args, LaunchMode::Cluster(a.cluster));
@@ -1081,23 +1079,8 @@ impl CudaModel {
             let f = if self.kv_f32 { &self.dev.k.attn_f32 } else { &self.dev.k.attn_bf16 };
             (f, (cfg.num_heads as u32, nsplit as u32, t as u32), 128, 0)
         };
-        let args = [
-            Arg::P(qkv),
-            Arg::I(cfg.num_heads as i32),
-            Arg::I(cfg.num_kv_heads as i32),
-            Arg::I(cfg.head_dim as i32),
-            Arg::P(c.kc.at(layer * c.layer_bytes)),
-            Arg::P(c.vc.at(layer * c.layer_bytes)),
-            Arg::I(cfg.max_position_embeddings as i32),
-            Arg::P(self.rope.ptr),
-            Arg::P(c.step.ptr),
-            Arg::F(1.0 / (cfg.head_dim as f32).sqrt()),
-            Arg::I(i32::from(fuse)),
-            Arg::P(out),
-            Arg::P(c.po.ptr),
-            Arg::P(c.pml.ptr),
-            Arg::P(c.cnt.ptr),
-        ];
+        let tail = [Arg::I(i32::from(fuse)), Arg::P(out), Arg::P(c.po.ptr), Arg::P(c.pml.ptr), Arg::P(c.cnt.ptr)];
+        let args = [&heads[..], &[Arg::I(cfg.head_dim as i32)], &cache, &tail].concat();
         if !self.gqa {
             return self.dev.launch(&c.stream, f, grid, threads, smem, &args);
         }
