@@ -567,10 +567,10 @@ extern "C" __global__ void __launch_bounds__(GQ_THREADS, 2)
 // in the block through shared memory, then across the cluster: the G x HD outputs are cut into one slice per block,
 // every block stores its partial of each element into the shared memory of the block that owns the element's slice
 // (distributed shared memory), and after one cluster barrier each block combines its slice: no partials in global
-// memory, no fence, no counter, no second barrier. The block whose warp holds tile pos / 32 RoPEs the new K, rounds K and V to bf16 and writes them to the
-// cache while it stages q; that warp copies them into row pos of its slot and zeroes the slot's V rows past pos
-// (P is 0 there, but stale bits could be NaN).
-// Shared memory (tca_smem_bytes): the rings (after the loop each warp's ring holds its partial O [8][HD] f32),
+// memory, no fence, no counter, no second barrier. The block whose warp holds tile pos / 32 RoPEs the new K, rounds
+// K and V to bf16 and writes them to the cache while it stages q; that warp copies them into row pos of its slot and
+// zeroes the slot's V rows past pos (P is 0 there, but stale bits could be NaN).
+// Shared memory (its size: `attn_tc_smem` in backend/cuda/device.rs): the rings (after the loop each warp's ring holds its partial O [8][HD] f32),
 // q [2][8][HD + 8] bf16 (value, remainder), the new K and V [2][HD] bf16, the RoPE row, the warps' m and l [warp][8],
 // and the cluster's block partials of this block's slice [C][O (the slice), m [8], l [8]] (C x (8 HD + 16) floats).
 
@@ -578,14 +578,9 @@ extern "C" __global__ void __launch_bounds__(GQ_THREADS, 2)
 #define TCA_THREADS (TCA_WARPS * 32)
 #define TCA_MAX_CLUSTER 8
 
-__host__ __device__ constexpr int tca_ring_bytes(int hd, int slots) { return TCA_WARPS * slots * 2 * 32 * (2 * hd + 16); }
-__host__ __device__ constexpr int tca_q_bytes(int hd) { return 2 * 8 * (hd + 8) * 2; }
-__host__ __device__ constexpr int tca_fixed_bytes(int hd, int slots) {
-  return tca_ring_bytes(hd, slots) + tca_q_bytes(hd) + 4 * hd + 4 * (hd + 2 * TCA_WARPS * 8);
-}
-__host__ __device__ constexpr int tca_smem_bytes(int hd, int slots, int cluster) {
-  return tca_fixed_bytes(hd, slots) + 4 * cluster * (8 * hd + 16);
-}
+// Offsets into the shared memory: the rings, then q.
+__device__ constexpr int tca_ring_bytes(int hd, int slots) { return TCA_WARPS * slots * 2 * 32 * (2 * hd + 16); }
+__device__ constexpr int tca_q_bytes(int hd) { return 2 * 8 * (hd + 8) * 2; }
 
 #if __CUDA_ARCH__ >= 900
 // (x0, x1) as bf16x2 (x0 in the low half), and the bf16x2 of what that rounding lost.

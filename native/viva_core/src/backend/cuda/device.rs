@@ -70,7 +70,7 @@ pub const ATTN_TC_HD: [usize; 3] = [32, 64, 128];
 const ATTN_TC_WARPS: usize = 4;
 pub const ATTN_TC_MAX_CLUSTER: usize = 8;
 
-/// Dynamic shared memory of one tensor-core decode attention block (`tca_smem_bytes` in kernels/attention.cu):
+/// Dynamic shared memory of one tensor-core decode attention block (the layout at `attn_tc_body` in kernels/attention.cu):
 /// the warps' rings of `slots` 32-row K | V slots (rows padded by 16 bytes), q as two bf16 rows per head (padded
 /// by 8), the new K and V, the RoPE row, the warps' softmax statistics and room for the `cluster` block partials.
 pub fn attn_tc_smem(hd: usize, slots: usize, cluster: usize) -> usize {
