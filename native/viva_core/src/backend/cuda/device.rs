@@ -352,24 +352,10 @@ impl Device {
             n += 1;
         }
         if let LaunchMode::Cluster(c) = mode {
-            attrs[n].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-            attrs[n].value.clusterDim.x = c;
-            attrs[n].value.clusterDim.y = 1;
-            attrs[n].value.clusterDim.z = 1;
+            attrs[n] = cluster_attr(c);
             n += 1;
         }
-        let cfg = sys::CUlaunchConfig {
-            gridDimX: grid.0,
-            gridDimY: grid.1,
-            gridDimZ: grid.2,
-            blockDimX: block,
-            blockDimY: 1,
-            blockDimZ: 1,
-            sharedMemBytes: smem,
-            hStream: stream.cu_stream(),
-            attrs: if n > 0 { attrs.as_mut_ptr() } else { std::ptr::null_mut() },
-            numAttrs: n as u32,
-        };
+        let cfg = launch_config(grid, block, smem, stream.cu_stream(), &mut attrs[..n]);
         // SAFETY: `ptrs` points at one live 8-byte slot per kernel parameter, in order, for the
         // duration of the call (the driver copies the values at launch); the function belongs to
         // this device's module and the stream to its context; `attrs` holds `n` initialised attributes.
@@ -381,31 +367,48 @@ impl Device {
     /// How many clusters of `cluster` blocks (`block` threads, `smem` bytes of dynamic shared memory) of `f` can
     /// be resident at once (0: such a cluster cannot be placed at all).
     pub fn max_active_clusters(&self, f: &CudaFunction, grid: u32, block: u32, smem: u32, cluster: u32) -> Result<i32> {
-        // SAFETY: as in `launch_ex`: zeroed attributes are valid, and the one used is set below.
-        let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
-        attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-        attr.value.clusterDim.x = cluster;
-        attr.value.clusterDim.y = 1;
-        attr.value.clusterDim.z = 1;
-        let cfg = sys::CUlaunchConfig {
-            gridDimX: grid,
-            gridDimY: 1,
-            gridDimZ: 1,
-            blockDimX: block,
-            blockDimY: 1,
-            blockDimZ: 1,
-            sharedMemBytes: smem,
-            hStream: std::ptr::null_mut(),
-            attrs: &mut attr,
-            numAttrs: 1,
-        };
+        let mut attrs = [cluster_attr(cluster)];
+        let cfg = launch_config((grid, 1, 1), block, smem, std::ptr::null_mut(), &mut attrs);
         let mut n = 0i32;
         self.ctx.bind_to_thread().map_err(|e| drv("context", e))?;
-        // SAFETY: `cfg` and `attr` live across the call; the function belongs to this device's module.
+        // SAFETY: `cfg` and `attrs` live across the call; the function belongs to this device's module.
         unsafe { sys::cuOccupancyMaxActiveClusters(&mut n, f.cu_function(), &cfg) }
             .result()
             .map_err(|e| drv("cluster occupancy", e))?;
         Ok(n)
+    }
+}
+
+/// The launch attribute for thread-block clusters of `n` blocks along x.
+fn cluster_attr(n: u32) -> sys::CUlaunchAttribute {
+    // SAFETY: an all-zero launch attribute is a valid (ignored) value; the fields are set below.
+    let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+    attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attr.value.clusterDim.x = n;
+    attr.value.clusterDim.y = 1;
+    attr.value.clusterDim.z = 1;
+    attr
+}
+
+/// A launch configuration of `grid` blocks of `block` threads; it points at `attrs`, which must outlive its use.
+fn launch_config(
+    grid: (u32, u32, u32),
+    block: u32,
+    smem: u32,
+    stream: sys::CUstream,
+    attrs: &mut [sys::CUlaunchAttribute],
+) -> sys::CUlaunchConfig {
+    sys::CUlaunchConfig {
+        gridDimX: grid.0,
+        gridDimY: grid.1,
+        gridDimZ: grid.2,
+        blockDimX: block,
+        blockDimY: 1,
+        blockDimZ: 1,
+        sharedMemBytes: smem,
+        hStream: stream,
+        attrs: if attrs.is_empty() { std::ptr::null_mut() } else { attrs.as_mut_ptr() },
+        numAttrs: attrs.len() as u32,
     }
 }
 

@@ -625,11 +625,14 @@ impl CudaModel {
 
     /// The decode step's attention kernel (see `Model::decode_attention`).
     pub fn decode_attention(&self) -> &'static str {
-        match (&self.attn_tc, self.gqa) {
-            _ if self.persist.is_some() => "persistent kernel",
-            (Some(_), _) => "tensor-core cluster",
-            (None, true) => "gqa",
-            (None, false) => "per-head",
+        if self.persist.is_some() {
+            "persistent kernel"
+        } else if self.attn_tc.is_some() {
+            "tensor-core cluster"
+        } else if self.gqa {
+            "gqa"
+        } else {
+            "per-head"
         }
     }
 
