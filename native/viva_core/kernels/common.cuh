@@ -26,8 +26,12 @@ typedef unsigned long long u64;
 
 // In-graph timeline (bench only, `CudaModel::timeline`): thread 0 of every block stamps %globaltimer (ns) into
 // a launch's marks, each a (first, last) pair over the blocks: 0 start, 1 wait released, 2 to 4 kernel phases
-// (GEMV: x' staged, pieces done; attention: q staged, partial written, combine started), 5 end. Compiled in only
-// with VIVA_TIMELINE (`VIVA_TENSOR_TIMELINE=1` at device start): measured 1.1% slower when always present.
+// (GEMV: x' staged, pieces done; attention: q staged, partial written, combine started), 5 end. Blocks below
+// TL_BLOCKS also keep their own stamps (8 u64 each after the pairs: marks 0-5, 7 = %smid) for the per-block dump.
+// Compiled in only with VIVA_TIMELINE (`VIVA_TENSOR_TIMELINE=1` at device start): measured 1.1% slower when
+// always present. The host's TL_STRIDE (backend/cuda/mod.rs) is this layout's size.
+#define TL_MARKS 12
+#define TL_BLOCKS 512
 __device__ __forceinline__ void tl_mark(u64* tl, int mark) {
 #ifdef VIVA_TIMELINE
   if (tl && threadIdx.x == 0) {
@@ -35,6 +39,16 @@ __device__ __forceinline__ void tl_mark(u64* tl, int mark) {
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
     asm volatile("red.global.min.u64 [%0], %1;" ::"l"(tl + 2 * mark), "l"(t) : "memory");
     asm volatile("red.global.max.u64 [%0], %1;" ::"l"(tl + 2 * mark + 1), "l"(t) : "memory");
+    const u32 b = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    if (b < TL_BLOCKS) {
+      u64* pb = tl + TL_MARKS + 8 * b;
+      pb[mark] = t;
+      if (mark == 0) {
+        u32 sm;
+        asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+        pb[7] = sm;
+      }
+    }
   }
 #endif
 }

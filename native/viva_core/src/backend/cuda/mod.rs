@@ -353,6 +353,9 @@ fn tc_shape(
 /// u64 timeline marks per launch (kernels/common.cuh `tl_mark`): (first, last) block at start, wait release, three
 /// phases, end.
 const TL_MARKS: usize = 12;
+/// u64 per launch in the timeline buffer: the marks, then 8 per block for the first 512 blocks (common.cuh
+/// TL_BLOCKS: the block's own stamps of marks 0-5 and its `%smid` in the last).
+const TL_STRIDE: usize = TL_MARKS + 8 * 512;
 
 /// One launch of [`CudaModel::timeline`]: its name and marks in µs from the step's first start (NaN: not stamped).
 pub type TimelineRow = (String, [f64; TL_MARKS]);
@@ -1093,7 +1096,7 @@ impl CudaModel {
     }
 
     /// The kernels of one decode step (token and position read from `c.step`). `tl`: 0, or the device buffer
-    /// of [`TL_MARKS`] u64 per launch of [`CudaModel::timeline`] (the GEMVs and attention kernels, in order).
+    /// of [`TL_STRIDE`] u64 per launch of [`CudaModel::timeline`] (the GEMVs and attention kernels, in order).
     fn decode_launches(&self, c: &CudaCache, prof: &mut Option<Prof>, tl: u64) -> Result<()> {
         let (cfg, k, s) = (&self.cfg, &self.dev.k, &c.stream);
         let h = cfg.hidden_size;
@@ -1122,7 +1125,7 @@ impl CudaModel {
         // Slot j of c.ss: sum(x²) for the j-th RMSNorm of the step (2 per layer, then the final norm).
         let slot = |j: usize| if self.norm_fuse { c.ss.at(j * 4) } else { 0 };
         // Launch j's timeline marks (GEMVs and attention in order; 0 when not recording).
-        let tl = |j: usize| if tl == 0 { 0 } else { tl + (j * TL_MARKS * 8) as u64 };
+        let tl = |j: usize| if tl == 0 { 0 } else { tl + (j * TL_STRIDE * 8) as u64 };
         for (li, l) in self.layers.iter().enumerate() {
             let j = 5 * li;
             // h = x + o_proj(attn(rope(q), rope(k), v)), q|k|v = qkv_proj(norm(x))
@@ -1344,8 +1347,9 @@ impl CudaModel {
         }
         let nl = self.layers.len();
         let n = 5 * nl + 1;
-        let init: Vec<u8> =
-            (0..n * TL_MARKS).flat_map(|i| if i % 2 == 0 { u64::MAX } else { 0 }.to_le_bytes()).collect();
+        let init: Vec<u8> = (0..n * TL_STRIDE)
+            .flat_map(|i| if i % TL_STRIDE < TL_MARKS && i % 2 == 0 { u64::MAX } else { 0 }.to_le_bytes())
+            .collect();
         guard("CUDA timeline", || {
             self.dev.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
             let mut buf = Buf::from_bytes(&c.stream, &init)?;
@@ -1363,12 +1367,12 @@ impl CudaModel {
                     .chunks_exact(8)
                     .map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
                     .collect();
-                let t0 = v.iter().step_by(TL_MARKS).copied().min().unwrap_or(0);
+                let t0 = v.iter().step_by(TL_STRIDE).copied().min().unwrap_or(0);
                 runs.push(
-                    v.chunks_exact(TL_MARKS)
+                    v.chunks_exact(TL_STRIDE)
                         .map(|m| {
                             let mut r = [f64::NAN; TL_MARKS];
-                            for (o, &x) in r.iter_mut().zip(m) {
+                            for (o, &x) in r.iter_mut().zip(&m[..TL_MARKS]) {
                                 if x != 0 && x != u64::MAX {
                                     *o = x.saturating_sub(t0) as f64 / 1e3;
                                 }
@@ -1377,6 +1381,14 @@ impl CudaModel {
                         })
                         .collect(),
                 );
+            }
+            // The last replay's raw buffer (per-block stamps included) for offline analysis, bench only.
+            if let Ok(path) = std::env::var("VIVA_TENSOR_TIMELINE_DUMP") {
+                let mut out = Vec::with_capacity(16 + bytes.len());
+                out.extend_from_slice(&(n as u64).to_le_bytes());
+                out.extend_from_slice(&(TL_STRIDE as u64).to_le_bytes());
+                out.extend_from_slice(&bytes);
+                std::fs::write(&path, out).map_err(|e| Error::InvalidOption(format!("timeline dump {path}: {e}")))?;
             }
             let names = ["qkv", "attention", "o", "gate/up", "down"];
             Ok((0..n)
