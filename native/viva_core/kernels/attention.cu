@@ -615,7 +615,7 @@ template <int HD, int S>
 __device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int H, int KVH, u16* __restrict__ kc,
                                              u16* __restrict__ vc, int max_pos, const float* __restrict__ rope,
                                              const int* __restrict__ step, float scale, float* __restrict__ out,
-                                             u64* tl) {
+                                             float* __restrict__ amax, u64* tl) {
   constexpr int KS = HD / 16;        // k-steps of S = Q K^T
   constexpr int NT = HD / 8;         // n-tiles of O
   constexpr int RS = 2 * HD + 16;    // bytes per slot row (padded: conflict-free ldmatrix)
@@ -841,6 +841,7 @@ __device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int 
   }
   cluster_sync();  // every block has its slice's partials; no block reads another's shared memory after this
   tl_mark(tl, 4);
+  float amx = 0.f;
   for (int j = tid; j < Es && (int)rank * Es + j < E; j += TCA_THREADS) {
     const int e = (int)rank * Es + j, h = e / HD;
     float mr[TCA_MAX_CLUSTER], lr[TCA_MAX_CLUSTER], orr[TCA_MAX_CLUSTER];
@@ -860,21 +861,29 @@ __device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int 
       Ls = fmaf(f, lr[r], Ls);
       Os = fmaf(f, orr[r], Os);
     }
-    out[(size_t)(kvh * G) * HD + e] = Os / Ls;
+    const float o = Os / Ls;
+    out[(size_t)(kvh * G) * HD + e] = o;
+    amx = fmaxf(amx, fabsf(bf16_round(o)));
+  }
+  // The o projection's x' shift comes from max |bf16(out)| over all heads (kernels/gemv.cu tc_stage_x): one max
+  // per warp into *amax (non-negative floats order as their bits; zeroed by embed_rows each step).
+  if (amax) {
+    amx = warp_max(amx);
+    if (lane == 0) atomicMax((unsigned*)amax, __float_as_uint(amx));
   }
   tl_mark(tl, 5);
 }
 #else
 template <int HD, int S>
 __device__ __forceinline__ void attn_tc_body(const float*, int, int, u16*, u16*, int, const float*, const int*, float,
-                                             float*, u64*) {}
+                                             float*, float*, u64*) {}
 #endif
 
 #define ATTN_TC_ENTRY(HD, S)                                                                                       \
   extern "C" __global__ void __launch_bounds__(TCA_THREADS)                                                        \
       attn_tc_h##HD##_s##S(const float* qkv, int H, int KVH, u16* kc, u16* vc, int max_pos, const float* rope,     \
-                           const int* step, float scale, float* out, u64* tl) {                                    \
-    attn_tc_body<HD, S>(qkv, H, KVH, kc, vc, max_pos, rope, step, scale, out, tl);                                 \
+                           const int* step, float scale, float* out, float* amax, u64* tl) {                       \
+    attn_tc_body<HD, S>(qkv, H, KVH, kc, vc, max_pos, rope, step, scale, out, amax, tl);                           \
   }
 ATTN_TC_ENTRY(32, 1)
 ATTN_TC_ENTRY(32, 2)

@@ -289,6 +289,10 @@ __device__ __forceinline__ void cp_wait() {
 #define TC_NOHINT 1
 #define TC_NOMATH 2
 #define TC_NOLOAD 4
+// 32: x''s f16 shift from the block's max even where the host gave a static one or a producer's max (the v9-v11
+// staging); 128: ignore the producer's max only.
+#define TC_DYNSHIFT 32
+#define TC_NOXMAX 128
 // (F + 1) << 8 (experiments): F ring slots requested before griddepcontrol.wait instead of TC_PREWAIT.
 #define TC_PREWAIT_SHIFT 8
 
@@ -325,13 +329,21 @@ __device__ __forceinline__ void tc_issue(const u8* __restrict__ W, const float* 
 }
 
 // x' into xs16 for the block (all threads): bf16(norm_w * x * rs) or bf16(x), times 2^e, as f16, zero-padded
-// to Kp; zeroes accs[0, nacc). Returns 2^-e.
+// to Kp; zeroes accs[0, nacc). Returns 2^-e. e, in one pass: from *xmax = max |bf16(x)| where the kernel that
+// wrote x also reduced that (the same e as the block's own max), else `xsh` where the host could bound |x'| in
+// advance (an RMSNorm input: |x'| <= max|norm_w| sqrt(K)); otherwise from the block's max |x'|, which costs a
+// block reduction and a second pass. Either way max |x' 2^e| < 2^14 and x' 2^e is the bf16 value exactly unless it is below 2^-17
+// (f16 subnormals), i.e. 2^-(17 + e) before scaling.
+#define TC_XSH_DYN 1000
 __device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const float* __restrict__ norm_w, float eps,
                                             int K, int Kp, const float* __restrict__ ss_in, u16* xs16, float* accs,
-                                            int nacc, float* red) {
+                                            int nacc, float* red, int xsh, const float* __restrict__ xmax, u64* tl) {
   const int tid = threadIdx.x;
   constexpr int NB = 8;
+  if (xmax) xsh = f16_shift(__ldcg(xmax));
   const float rs = norm_w ? gv_norm_rs(x, K, eps, ss_in, red) : 1.f;
+  const bool fixed = xsh != TC_XSH_DYN;
+  const float fup = fixed ? exp2i(xsh) : 1.f;
   float amax = 0.f;
   for (int base = 0; base < Kp; base += NB * GV_THREADS) {
     float v[NB], nw[NB];
@@ -346,12 +358,21 @@ __device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const f
       const int k = base + j * GV_THREADS + tid;
       if (k < Kp) {
         const u32 b = f32_to_bf16(norm_w ? nw[j] * (v[j] * rs) : v[j]);
-        xs16[k] = (u16)b;
-        amax = fmaxf(amax, fabsf(bf16_to_f32(b)));
+        if (fixed) {
+          xs16[k] = (u16)f32_to_f16_bits(bf16_to_f32(b) * fup);
+        } else {
+          xs16[k] = (u16)b;
+          amax = fmaxf(amax, fabsf(bf16_to_f32(b)));
+        }
       }
     }
   }
+  tl_mark(tl, 4);
   for (int i = tid; i < nacc; i += GV_THREADS) accs[i] = 0.f;
+  if (fixed) {
+    __syncthreads();
+    return exp2i(-xsh);
+  }
   amax = block_max(amax, red);
   const int sh = f16_shift(amax);
   const float up = exp2i(sh);
@@ -372,7 +393,8 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
                                              int K, int Kp, const float* __restrict__ x,
                                              const float* __restrict__ norm_w, float eps, float* __restrict__ y,
                                              int mode, const float* __restrict__ ss_in, float* __restrict__ ss_out,
-                                             int flags, u64* tl) {
+                                             int flags, int xsh, const float* __restrict__ xmax_in,
+                                             float* __restrict__ xmax_out, u64* tl) {
   extern __shared__ __align__(128) u8 tc_smem[];
   __shared__ float red[32];
   PDL_LAUNCH();
@@ -412,7 +434,10 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
   const int r0 = t0 * TC_ROWS, nr = min(t1 * TC_ROWS, N) - r0;
   // A residual epilogue's first row per thread, read now in the same round trip as x (not after the pieces).
   const float y0 = mode == 1 && tid < nr ? y[r0 + tid] : 0.f;
-  const float inv = tc_stage_x(x, norm_w, eps, K, Kp, ss_in, xs16, accs, (t1 - t0) * TC_ROWS, red) * FP8_UNIT;
+  const float inv = tc_stage_x(x, norm_w, eps, K, Kp, ss_in, xs16, accs, (t1 - t0) * TC_ROWS, red,
+                               (flags & TC_DYNSHIFT) ? TC_XSH_DYN : xsh,
+                               (flags & (TC_DYNSHIFT | TC_NOXMAX)) ? nullptr : xmax_in, tl) *
+                    FP8_UNIT;
   for (int i = pre; i < R; ++i) issue_next(i);
   tl_mark(tl, 2);
 
@@ -471,7 +496,7 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
   }
   tl_mark(tl, 3);
   __syncthreads();
-  float ssp = 0.f;
+  float ssp = 0.f, amx = 0.f;
   for (int i = tid; i < nr; i += GV_THREADS) {
     const int n = r0 + i;
     const float v = accs[i] * inv;
@@ -482,8 +507,15 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
       y[n] = nv;
       ssp = fmaf(nv, nv, ssp);
     } else if ((i & 1) == 0) {
-      y[n >> 1] = silu_mul(v, accs[i + 1] * inv);
+      const float hv = silu_mul(v, accs[i + 1] * inv);
+      y[n >> 1] = hv;
+      amx = fmaxf(amx, fabsf(bf16_round(hv)));
     }
+  }
+  // max |bf16(y)| of a silu epilogue for the next GEMV's x' shift (zeroed by embed_rows each step).
+  if (xmax_out && mode == 2) {
+    amx = warp_max(amx);
+    if ((tid & 31) == 0) atomicMax((unsigned*)xmax_out, __float_as_uint(amx));
   }
   if (ss_out && mode == 1) {
     ssp = block_sum(ssp, red);
@@ -497,8 +529,10 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
 #define GEMV_TC_ENTRY(name, R)                                                                                   \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, 3)                                                    \
       name(const u8* W, const float* S, int qblock, int N, int K, int Kp, const float* x, const float* norm_w,  \
-           float eps, float* y, int mode, const float* ss_in, float* ss_out, int flags, u64* tl) {              \
-    gemv_tc_body<R>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags, tl);                  \
+           float eps, float* y, int mode, const float* ss_in, float* ss_out, int flags, int xsh,                 \
+           const float* xmax_in, float* xmax_out, u64* tl) {                                                     \
+    gemv_tc_body<R>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags, xsh, xmax_in,         \
+                    xmax_out, tl);                                                                               \
   }
 GEMV_TC_ENTRY(gemv_fp8_tc2, 2)
 GEMV_TC_ENTRY(gemv_fp8_tc3, 3)

@@ -290,6 +290,19 @@ fn bytelevel_tiny_fp8_tc_gemv_matches_default() {
     }
 }
 
+/// The tensor-core GEMV's x' shift taken without a block max (v12: the static bound of an RMSNorm input, the maxima
+/// the attention and silu epilogues reduce for the o and down projections) against the block max of v9-v11
+/// (`VIVA_TENSOR_TC_FLAGS=32`). The shifts are equal (the producers reduce the same max) or smaller (the bound), and
+/// x' times a power of two is exact in f16 either way, so only the GEMVs' summation order differs.
+#[test]
+fn fp8_x_shift_without_block_max_matches_block_max() {
+    for name in ["stories260k", "bytelevel-tiny"] {
+        if let Some((blockmax, v12)) = load_pair(name, "VIVA_TENSOR_TC_FLAGS", "32", "0") {
+            compare_fp8(name, "x' shift without vs with the block max", &blockmax, &v12);
+        }
+    }
+}
+
 /// The tensor-core decode attention (v11, the default on sm_90+ for FP8) against the v4 GQA kernel
 /// (`VIVA_TENSOR_ATTN=gqa`) on random checkpoints of head_dim 32 / 64 / 128 and query groups 4 / 8 / 1, after
 /// prompts of 700 and 1100 positions (22 and 35 tiles: some of a cluster's warps take two), with both ring depths.

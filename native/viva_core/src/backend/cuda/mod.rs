@@ -230,13 +230,46 @@ impl Lin {
     }
 }
 
+/// An RMSNorm weight vector (f32 [hidden]) and the static f16 shift of the x' it produces for the tensor-core
+/// GEMV (`norm_x_shift`).
+struct NormW {
+    w: Buf,
+    xsh: i32,
+}
+
+impl NormW {
+    fn upload(s: &Arc<CudaStream>, w: &[f32]) -> Result<NormW> {
+        Ok(NormW { w: Buf::from_f32(s, w)?, xsh: norm_x_shift(w) })
+    }
+}
+
+/// kernels/gemv.cu TC_XSH_DYN: the GEMV takes x''s f16 shift from the block's max |x'|.
+const TC_XSH_DYN: i32 = 1000;
+
+/// The f16 shift e of the tensor-core GEMV's x' = bf16(w x rs) for an RMSNorm of weights `w` (kernels/gemv.cu
+/// `tc_stage_x`), known before the activations: x_i² <= sum(x²) and rs <= sqrt(K / sum(x²)), so |x'| <= max|w|
+/// sqrt(K); 2^-7 more covers the bf16 rounding and the statistic's f32 sum. e is the kernel's `f16_shift` of that
+/// bound (max |x' 2^e| < 2^14). `TC_XSH_DYN` when the bound is not finite.
+fn norm_x_shift(w: &[f32]) -> i32 {
+    let m = w.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let bound = f64::from(m) * (w.len() as f64).sqrt() * (1.0 + 2f64.powi(-7));
+    if !(bound < 3.0e38) {
+        return TC_XSH_DYN;
+    }
+    if bound == 0.0 {
+        return 0;
+    }
+    let e = ((bound as f32).to_bits() >> 23 & 0xff) as i32;
+    (14 - (e - 126)).clamp(-126, 127)
+}
+
 struct LayerW {
-    attn_norm: Buf, // f32 [hidden]
-    qkv: Lin,       // [(heads + 2 kv_heads) * head_dim, hidden]: q_proj | k_proj | v_proj
-    o: Lin,         // [hidden, heads * head_dim]
-    ffn_norm: Buf,  // f32 [hidden]
-    gate_up: Lin,   // [2 * intermediate, hidden], rows interleaved gate_0, up_0, gate_1, up_1, ...
-    down: Lin,      // [hidden, intermediate]
+    attn_norm: NormW,
+    qkv: Lin, // [(heads + 2 kv_heads) * head_dim, hidden]: q_proj | k_proj | v_proj
+    o: Lin,   // [hidden, heads * head_dim]
+    ffn_norm: NormW,
+    gate_up: Lin, // [2 * intermediate, hidden], rows interleaved gate_0, up_0, gate_1, up_1, ...
+    down: Lin,    // [hidden, intermediate]
 }
 
 /// Read-only device weights, shared by every sequence.
@@ -251,7 +284,7 @@ pub struct CudaModel {
     embed: Buf, // bf16 [vocab, hidden]
     rope: Buf,  // f32 [max_pos, head_dim / 2, 2]: (cos, sin), computed as the CPU reference does
     layers: Vec<LayerW>,
-    norm: Buf, // f32 [hidden]
+    norm: NormW,
     lm_head: Lin,
     weight_bytes: usize,
     nsplit: usize,
@@ -369,6 +402,9 @@ const TC_SLOT: usize = 2176;
 const TC_ROWS: usize = 16;
 /// Matrices of at least this many bytes keep two tensor-core GEMV blocks per SM (see `tc_shape`).
 const TC_LARGE: usize = 32 << 20;
+/// `VIVA_TENSOR_TC_FLAGS` bit (bench only, not read by the kernel): every matrix requests kernels/gemv.cu TC_PREWAIT
+/// ring slots before the wait, large ones included (the v11 rule).
+const TC_PREWAIT_V11: i32 = 64;
 
 /// The pinned 2-slot host ring the greedy loop reads tokens from.
 struct Pinned(*mut i32);
@@ -422,7 +458,7 @@ pub struct CudaCache {
     po: Buf,   // f32 [heads, nsplit, head_dim]  split-KV partial outputs
     pml: Buf,  // f32 [heads, nsplit, 2]         partial max / sum
     cnt: Buf,  // i32 [heads]                    split completion counters
-    ss: Buf,   // f32 [2 layers + 1]               fused norm statistics (sum of squares per RMSNorm)
+    ss: Buf,   // f32 [4 layers + 1]               fused norm statistics (sum of squares per RMSNorm), x' maxima
     sync: Buf, // u32 [8]  persistent kernel: grid barrier counter, argmax key, done counter (self-resetting)
     pre: Option<Prefill>,
     graph: Option<Graph>,
@@ -510,10 +546,10 @@ impl CudaModel {
             }
             drop((gate, upw));
             layers.push(LayerW {
-                attn_norm: Buf::from_f32(&stream, &store.f32(&n(names::ATTN_NORM), &[h])?)?,
+                attn_norm: NormW::upload(&stream, &store.f32(&n(names::ATTN_NORM), &[h])?)?,
                 qkv: up(pack(&qkv, q_dim + 2 * kv_dim, h))?,
                 o: up(pack(&store.f32(&n(names::O), &[h, q_dim])?, h, q_dim))?,
-                ffn_norm: Buf::from_f32(&stream, &store.f32(&n(names::FFN_NORM), &[h])?)?,
+                ffn_norm: NormW::upload(&stream, &store.f32(&n(names::FFN_NORM), &[h])?)?,
                 gate_up: up(pack(&gu, 2 * inter, h))?,
                 down: up(pack(&store.f32(&n(names::DOWN), &[h, inter])?, h, inter))?,
             });
@@ -529,7 +565,7 @@ impl CudaModel {
             drop(embed_f32);
             up(pack(&store.f32(names::LM_HEAD, &[cfg.vocab_size, h])?, cfg.vocab_size, h))?
         };
-        let norm = Buf::from_f32(&stream, &store.f32(names::NORM, &[h])?)?;
+        let norm = NormW::upload(&stream, &store.f32(names::NORM, &[h])?)?;
         let inv_freq = cfg.rope_inv_freq();
         let half = hd / 2;
         let mut table = vec![0f32; cfg.max_position_embeddings * half * 2];
@@ -691,7 +727,7 @@ impl CudaModel {
             po: f(c.num_heads * self.nsplit.max(GQA_MAX_SPLIT) * c.head_dim)?,
             pml: f(c.num_heads * self.nsplit.max(GQA_MAX_SPLIT) * 2)?,
             cnt: f(c.num_heads)?,
-            ss: f(2 * c.num_layers + 1)?,
+            ss: f(4 * c.num_layers + 1)?,
             sync: f(8)?,
             pre: None,
             graph: None,
@@ -850,7 +886,7 @@ impl CudaModel {
     }
 
     /// The arguments both GEMV kernels start with: W, S, qblock, N, K, Kp, x, norm_w, eps.
-    fn gemv_head(&self, l: &Lin, x: u64, norm: Option<&Buf>) -> [Arg; 9] {
+    fn gemv_head(&self, l: &Lin, x: u64, norm: Option<&NormW>) -> [Arg; 9] {
         [
             Arg::P(l.w.ptr),
             Arg::P(l.s.as_ref().map_or(0, |b| b.ptr)),
@@ -859,7 +895,7 @@ impl CudaModel {
             Arg::I(l.k as i32),
             Arg::I(l.kp as i32),
             Arg::P(x),
-            Arg::P(norm.map_or(0, |b| b.ptr)),
+            Arg::P(norm.map_or(0, |b| b.w.ptr)),
             Arg::F(self.cfg.rms_norm_eps as f32),
         ]
     }
@@ -873,18 +909,29 @@ impl CudaModel {
         s: &CudaStream,
         l: &Lin,
         x: u64,
-        norm: Option<&Buf>,
+        norm: Option<&NormW>,
         y: u64,
         mode: i32,
         ss: (u64, u64),
+        xmax: (u64, u64),
         tl: u64,
     ) -> Result<()> {
         if let Some(tc) = self.gemv_tc {
             let (grid, variant, smem) =
                 tc_shape(l.n, l.kp, l.bytes, tc, self.dev.sms, self.dev.sm_smem, self.dev.block_reserved_smem);
+            // Ring slots requested before griddepcontrol.wait: a matrix of TC_LARGE bytes or more requests its whole
+            // ring (its blocks cannot all be resident early, so what they request before the wait is most of what
+            // is in flight at the hand-off), the others kernels/gemv.cu TC_PREWAIT. Flags (F + 1) << 8 override.
+            let flags = if self.tc_flags & TC_PREWAIT_V11 != 0 || self.tc_flags >> 8 & 15 != 0 || l.bytes < TC_LARGE {
+                self.tc_flags
+            } else {
+                self.tc_flags | (TC_RINGS[variant] as i32 + 1) << 8
+            };
+            let xsh = norm.map_or(TC_XSH_DYN, |n| n.xsh);
             let args = [
                 &self.gemv_head(l, x, norm)[..],
-                &[Arg::P(y), Arg::I(mode), Arg::P(ss.0), Arg::P(ss.1), Arg::I(self.tc_flags), Arg::P(tl)],
+                &[Arg::P(y), Arg::I(mode), Arg::P(ss.0), Arg::P(ss.1), Arg::I(flags), Arg::I(xsh)],
+                &[Arg::P(xmax.0), Arg::P(xmax.1), Arg::P(tl)],
             ]
             .concat();
             return self.dev.launch(s, &self.dev.k.gemv_tc[variant], (grid, 1, 1), 256, smem as u32, &args);
@@ -1056,6 +1103,7 @@ impl CudaModel {
         nsplit: usize,
         t: usize,
         fuse: bool,
+        amax: u64,
         tl: u64,
     ) -> Result<()> {
         let cfg = &self.cfg;
@@ -1070,7 +1118,7 @@ impl CudaModel {
             Arg::F(1.0 / (cfg.head_dim as f32).sqrt()),
         ];
         if let (Some(a), true, 1) = (&self.attn_tc, fuse, t) {
-            let args = [&heads[..], &cache, &[Arg::P(out), Arg::P(tl)]].concat();
+            let args = [&heads[..], &cache, &[Arg::P(out), Arg::P(amax), Arg::P(tl)]].concat();
             let grid = (cfg.num_kv_heads as u32 * a.cluster, 1, 1);
             let f = &self.dev.k.attn_tc[a.hd_idx][a.slots - 1];
             return self.dev.launch_ex(&c.stream, f, grid, 128, a.smem, &args, LaunchMode::Cluster(a.cluster));
@@ -1118,32 +1166,38 @@ impl CudaModel {
                 Arg::I(h as i32),
                 Arg::P(c.x.ptr),
                 Arg::P(if self.norm_fuse { c.ss.ptr } else { 0 }),
-                Arg::I(2 * cfg.num_layers as i32 + 1),
+                Arg::I(4 * cfg.num_layers as i32 + 1),
             ],
         )?;
         mark("embed")?;
-        // Slot j of c.ss: sum(x²) for the j-th RMSNorm of the step (2 per layer, then the final norm).
+        // Slot j of c.ss: sum(x²) for the j-th RMSNorm of the step (2 per layer, then the final norm). After them,
+        // 2 per layer: max |bf16(x')| of the o and down projections' inputs, reduced by the kernels that write them
+        // (the tensor-core attention; gate/up's silu epilogue), so those GEMVs skip their own block max.
         let slot = |j: usize| if self.norm_fuse { c.ss.at(j * 4) } else { 0 };
+        let nl = cfg.num_layers;
+        let att_max = |li: usize| if self.attn_tc.is_some() { slot(2 * nl + 1 + 2 * li) } else { 0 };
+        let act_max = |li: usize| slot(2 * nl + 2 + 2 * li);
         // Launch j's timeline marks (GEMVs and attention in order; 0 when not recording).
         let tl = |j: usize| if tl == 0 { 0 } else { tl + (j * TL_STRIDE * 8) as u64 };
         for (li, l) in self.layers.iter().enumerate() {
             let j = 5 * li;
             // h = x + o_proj(attn(rope(q), rope(k), v)), q|k|v = qkv_proj(norm(x))
-            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, (slot(2 * li), 0), tl(j))?;
+            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, (slot(2 * li), 0), (0, 0), tl(j))?;
             mark("norm+qkv gemv")?;
-            self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true, tl(j + 1))?;
+            self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true, att_max(li), tl(j + 1))?;
             mark("rope+kv+attention")?;
-            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), tl(j + 2))?;
+            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), (att_max(li), 0), tl(j + 2))?;
             mark("o gemv+residual")?;
             // x = h + down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
-            self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2, (slot(2 * li + 1), 0), tl(j + 3))?;
+            let ss = (slot(2 * li + 1), 0);
+            self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2, ss, (0, act_max(li)), tl(j + 3))?;
             mark("norm+gate/up gemv+silu")?;
-            self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 2)), tl(j + 4))?;
+            self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 2)), (act_max(li), 0), tl(j + 4))?;
             mark("down gemv+residual")?;
         }
         let last = slot(2 * cfg.num_layers);
         let j = 5 * self.layers.len();
-        self.gemv(s, &self.lm_head, c.x.ptr, Some(&self.norm), c.logits.ptr, 0, (last, 0), tl(j))?;
+        self.gemv(s, &self.lm_head, c.x.ptr, Some(&self.norm), c.logits.ptr, 0, (last, 0), (0, 0), tl(j))?;
         mark("norm+lm_head gemv")?;
         self.dev.launch(
             s,
@@ -1166,7 +1220,7 @@ impl CudaModel {
             Arg::I(cfg.num_layers as i32),
             Arg::P(l.w.ptr),
             Arg::P(l.s.as_ref().map_or(0, |b| b.ptr)),
-            Arg::P(self.norm.ptr),
+            Arg::P(self.norm.w.ptr),
             Arg::P(self.embed.ptr),
             Arg::P(self.rope.ptr),
             Arg::I(cfg.num_heads as i32),
@@ -1258,7 +1312,7 @@ impl CudaModel {
             self.dev.launch(s, &k.rmsnorm, (tu, 1, 1), 256, 0, &args)
         };
         for (li, l) in self.layers.iter().enumerate() {
-            rmsnorm(l.attn_norm.ptr)?;
+            rmsnorm(l.attn_norm.w.ptr)?;
             mark("rmsnorm")?;
             self.gemm_pre(s, &l.qkv, p.xn.ptr, t, p.qkv.ptr, 0, bs)?;
             mark("qkv gemm")?;
@@ -1275,11 +1329,11 @@ impl CudaModel {
             ];
             self.dev.launch(s, rope, (tu, 1, 1), 128, 0, &args)?;
             mark("rope+kv write")?;
-            self.attention(c, li, p.qkv.ptr, p.att.ptr, 1, t, false, 0)?;
+            self.attention(c, li, p.qkv.ptr, p.att.ptr, 1, t, false, 0, 0)?;
             mark("causal attention")?;
             self.gemm_pre(s, &l.o, p.att.ptr, t, p.x.ptr, 1, bs)?;
             mark("o gemm+residual")?;
-            rmsnorm(l.ffn_norm.ptr)?;
+            rmsnorm(l.ffn_norm.w.ptr)?;
             mark("rmsnorm")?;
             self.gemm_pre(s, &l.gate_up, p.xn.ptr, t, p.act.ptr, 2, bs)?;
             mark("gate/up gemm+silu")?;
@@ -1287,7 +1341,7 @@ impl CudaModel {
             mark("down gemm+residual")?;
         }
         let last = p.x.at((t - 1) * h * 4);
-        self.gemv(s, &self.lm_head, last, Some(&self.norm), c.logits.ptr, 0, (0, 0), 0)?;
+        self.gemv(s, &self.lm_head, last, Some(&self.norm), c.logits.ptr, 0, (0, 0), (0, 0), 0)?;
         mark("norm+lm_head gemv")
     }
 
@@ -1579,8 +1633,8 @@ fn persist_plan(
             l.gate_up.s.as_ref().map_or(0, |b| b.ptr),
             l.down.w.ptr,
             l.down.s.as_ref().map_or(0, |b| b.ptr),
-            l.attn_norm.ptr,
-            l.ffn_norm.ptr,
+            l.attn_norm.w.ptr,
+            l.ffn_norm.w.ptr,
         ];
         plan.extend(ptrs.iter().flat_map(|p| p.to_le_bytes()));
     }
@@ -1627,5 +1681,32 @@ mod tests {
         assert_eq!(h100(32000, 4096, None).0, 264);
         // A fixed ring is taken as it is.
         assert_eq!(h100(4096, 11008, Some(1)).1, 1);
+    }
+
+    /// The static x' shift against the activations that come closest to the bound: all of sum(x²) in the element
+    /// of the largest |w| (a one-hot x), computed as the kernel does (f32 statistic, bf16 rounding), checked in f64.
+    #[test]
+    fn norm_x_shift_keeps_every_x_below_2_pow_14_and_is_tight() {
+        let bf16 = |v: f32| half::bf16::from_f32(v).to_f32();
+        for &(k, wmax) in &[(2048usize, 1.0f32), (4096, 0.37), (4096, 47.5), (288, 1.0e-3), (5632, 2.0)] {
+            let mut w: Vec<f32> = (0..k).map(|i| wmax * ((i * 7919 % 1000) as f32 / 1000.0 - 0.5)).collect();
+            let at = k / 3;
+            w[at] = -wmax;
+            let sh = norm_x_shift(&w);
+            assert!((-126..=127).contains(&sh), "k {k}: shift {sh}");
+            for &xv in &[1.0f32, 3.0e4, 1.0e-20] {
+                let mut x = vec![0f32; k];
+                x[at] = xv;
+                let ss: f32 = x.iter().map(|v| v * v).sum();
+                let rs = 1.0 / (ss / k as f32 + 1e-6f32).sqrt();
+                let big = x.iter().zip(&w).map(|(&xi, &wi)| f64::from(bf16(wi * (xi * rs))).abs()).fold(0.0, f64::max);
+                assert!(big * 2f64.powi(sh) < 16384.0, "k {k} wmax {wmax} x {xv}: |x'| {big} shift {sh}");
+            }
+            // Tight: one more bit of shift would let the bound reach 2^14.
+            let bound = f64::from(wmax) * (k as f64).sqrt();
+            assert!(bound * 2f64.powi(sh + 1) >= 16384.0 * 0.99, "k {k}: shift {sh} leaves a bit unused");
+        }
+        assert_eq!(norm_x_shift(&[0.0; 64]), 0);
+        assert_eq!(norm_x_shift(&[1.0, f32::INFINITY]), TC_XSH_DYN);
     }
 }
