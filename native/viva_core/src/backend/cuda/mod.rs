@@ -253,7 +253,7 @@ const TC_XSH_DYN: i32 = 1000;
 fn norm_x_shift(w: &[f32]) -> i32 {
     let m = w.iter().fold(0f32, |a, v| a.max(v.abs()));
     let bound = f64::from(m) * (w.len() as f64).sqrt() * (1.0 + 2f64.powi(-7));
-    if !(bound < 3.0e38) {
+    if bound.is_nan() || bound >= 3.0e38 {
         return TC_XSH_DYN;
     }
     if bound == 0.0 {
