@@ -22,6 +22,14 @@ ckpts_bg() {
   CKPID=$!
 }
 wait_tiny() { while [ ! -f $CK/config.json ]; do sleep 2; kill -0 $CKPID 2>/dev/null || break; done; sleep 5; }
+# begin: the opening of an A/B call: the device line, both checkpoints written in the background, tests/cuda.rs
+# (unless NOTESTS=1), then the wait for the TinyLlama checkpoint.
+begin() {
+  echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
+  ckpts_bg
+  [ "${NOTESTS:-0}" = 1 ] || cuda_tests
+  wait_tiny
+}
 # cuda_tests: tests/cuda.rs on the device, the lines that carry results.
 cuda_tests() {
   echo "== correctness: tests/cuda.rs"

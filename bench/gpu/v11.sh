@@ -3,10 +3,7 @@
 # (VIVA_TENSOR_ATTN=gqa) in the same binary and call: cluster sizes, ring slots, timelines; TinyLlama and
 # Llama-2-7B shapes. Inputs as run.sh (.carry/viva-bench, .carry/cuda-tests, .carry/fixtures, .carry/torch_baseline.py).
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
-ckpts_bg
-cuda_tests
-wait_tiny
+begin
 B="$C/viva-bench $CK --backend cuda --json $RES"
 V="--prefill-len 0 --api-steps 0"
 echo "== TinyLlama shape"

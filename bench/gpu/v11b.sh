@@ -3,9 +3,7 @@
 # epilogue's rows with x' right after the wait; (F + 1) << 8 issues only F ring slots before the wait (the rest
 # after x' is staged). Same binary and call; TinyLlama and Llama-2-7B shapes. Inputs as run.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
-ckpts_bg
-wait_tiny
+NOTESTS=1 begin
 B="$C/viva-bench $CK --backend cuda --json $RES --weights fp8 --prefill-len 0 --api-steps 0"
 echo "== TinyLlama shape"
 for f in 0 16 1040 1296 1552 16 1040; do VIVA_TENSOR_TC_FLAGS=$f run $B --label tiny:flags$f; done

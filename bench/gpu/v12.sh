@@ -3,10 +3,7 @@
 # which lets an o-projection block share an SM with a 7B attention block; GEMV ring 5 / 5 pre-wait slots);
 # per-block timeline dumps (VIVA_TENSOR_TIMELINE_DUMP, gzipped under $OUT) of the TinyLlama and 7B shapes.
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
-ckpts_bg
-cuda_tests
-wait_tiny
+begin
 B="$C/viva-bench $CK --backend cuda --json $RES --weights fp8 --prefill-len 0 --api-steps 0"
 echo "== TinyLlama shape"
 run $B --label tiny:default

@@ -4,9 +4,7 @@
 # (VIVA_TENSOR_TC_FLAGS 4096, bench only), also with 3 / 4 slots before the wait ((F + 1) << 8); on the 7B shape
 # also attention clusters of 4 blocks with a 1-slot ring (an o-projection block then fits beside each). Same binary.
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
-ckpts_bg
-wait_tiny
+NOTESTS=1 begin
 B="$C/viva-bench $CK --backend cuda --json $RES --weights fp8 --prefill-len 0 --api-steps 0"
 echo "== TinyLlama shape"
 for f in 0 4096 5120 0 4096 5120; do VIVA_TENSOR_TC_FLAGS=$f run $B --label tiny:flags$f; done
