@@ -388,183 +388,129 @@ __device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const f
   return exp2i(-sh);
 }
 
-// Work of a launch (v12f): without DYN, block b owns tiles [b T / G, (b + 1) T / G) (one unit). With DYN and a
-// tile counter (zeroed by embed_rows each step, read only after the PDL wait), block b owns tiles
-// [b stat, (b + 1) stat) first, then single tiles G stat + atomicAdd(ctr, 1) while they last, so blocks on faster SMs take more. A unit's
-// pieces are split evenly over the warps as always; each unit ends with a block barrier and its epilogue. The issue
-// cursor runs R - 1 pieces ahead into the next unit, so unit k + 1 is published (uq) before unit k is consumed;
-// thread 0 grabs one unit further ahead than it publishes (pend), so the counter's round trip is never waited on.
-// The host uses the counter only where every warp's share of one tile is at least R - 1 pieces.
-#define TC_NONE 0x7fffffff
-template <int R, bool DYN>
+template <int R>
 __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const float* __restrict__ S, int qblock, int N,
                                              int K, int Kp, const float* __restrict__ x,
                                              const float* __restrict__ norm_w, float eps, float* __restrict__ y,
                                              int mode, const float* __restrict__ ss_in, float* __restrict__ ss_out,
                                              int flags, int xsh, const float* __restrict__ xmax_in,
-                                             float* __restrict__ xmax_out, unsigned* __restrict__ ctr, int stat,
-                                             u64* tl) {
+                                             float* __restrict__ xmax_out, u64* tl) {
   extern __shared__ __align__(128) u8 tc_smem[];
   __shared__ float red[32];
-  __shared__ int uq[4];  // first tile of unit k at uq[k & 3] (TC_NONE: no more)
   PDL_LAUNCH();
   tl_mark(tl, 0);
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
   const int T = (N + TC_ROWS - 1) / TC_ROWS, G = gridDim.x, b = blockIdx.x;
-  const int t0 = DYN ? b * stat : (int)((long long)b * T / G);
-  const int t1 = DYN ? t0 + stat : (int)((long long)(b + 1) * T / G);
+  const int t0 = (int)((long long)b * T / G), t1 = (int)((long long)(b + 1) * T / G);
   const int nps = Kp >> 7;
-  // This warp's pieces of a unit of n tiles: [wlo(n), whi(n)) counted from the unit's first piece.
-  auto wlo = [&](int n) { return (int)((long long)warp * n * nps / TC_WARPS); };
-  auto whi = [&](int n) { return (int)((long long)(warp + 1) * n * nps / TC_WARPS); };
-  const int p0 = wlo(t1 - t0), p1 = whi(t1 - t0);
+  const int P = (t1 - t0) * nps;
+  const int p0 = (int)((long long)warp * P / TC_WARPS), p1 = (int)((long long)(warp + 1) * P / TC_WARPS);
   const bool qb64 = qblock == 64;
   u8* ring = tc_smem + warp * (R * TC_SLOT);
   u16* xs16 = (u16*)(tc_smem + TC_WARPS * R * TC_SLOT);
-  // Row sums: unit k in bank k & 1 (unit 0's bank holds its t1 - t0 tiles; a later unit has one).
   float* accs = (float*)(xs16 + Kp);
-  float* accs1 = accs + (t1 - t0) * TC_ROWS;
   const u32 ring_s = smem_u32(ring);
   u64 policy;
   asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
 
-  // Issue cursor: unit iu, tile it, column ic, `left` pieces of this warp's share of the unit still to request.
-  // Each call copies the next piece (if any) into ring slot `slot` and commits one cp.async group, so that groups
-  // and consumed pieces stay in the same order across units.
-  int iu = 0, it = t0 + p0 / nps, ic = p0 % nps, left = p1 - p0;
+  // Issue cursor: the next piece, p0 + issued = (tile it, column ic). Each call copies it (if any is left) into
+  // ring slot `slot` and commits one cp.async group, so that group i is always piece p0 + i.
+  int it = t0 + p0 / nps, ic = p0 % nps, issued = 0;
   auto issue_next = [&](int slot) {
-    while (DYN && left == 0 && it != TC_NONE) {  // into the next unit (published in uq by now)
-      const int t = uq[++iu & 3];
-      if (t == TC_NONE) {
-        it = TC_NONE;
-      } else {
-        it = t + wlo(1) / nps, ic = wlo(1) % nps, left = whi(1) - wlo(1);
-      }
-    }
-    if (left > 0 && it != TC_NONE) {
+    if (p0 + issued < p1) {
       tc_issue(W, S, qb64, N, Kp, it, ic, ring_s + slot * TC_SLOT, lane, policy, flags);
-      --left;
+      ++issued;
       if (++ic == nps) ic = 0, ++it;
     }
     cp_commit();
   };
-  // The weights do not depend on the previous kernel: the first TC_PREWAIT slots are filled before waiting for it
-  // (within unit 0: the later units are not known before the wait).
-  const int pf = (flags >> TC_PREWAIT_SHIFT) & 15;
-  const int pre = min(min(R, pf ? pf - 1 : TC_PREWAIT), DYN ? p1 - p0 : R);
+  // The weights do not depend on the previous kernel: the first TC_PREWAIT slots are filled before waiting for it.
+  const int pf = (flags >> TC_PREWAIT_SHIFT) & 15, pre = min(R, pf ? pf - 1 : TC_PREWAIT);
 #pragma unroll
   for (int i = 0; i < R; ++i)
     if (i < pre) issue_next(i);
   PDL_WAIT();
   tl_mark(tl, 1);
-  unsigned pend = TC_NONE;
-  auto grab = [&]() {
-    const unsigned t = (unsigned)(G * stat) + atomicAdd(ctr, 1u);
-    return t < (unsigned)T ? (int)t : TC_NONE;
-  };
-  if (DYN && tid == 0) {
-    uq[0] = t0;
-    uq[1] = grab();
-    pend = grab();
-  }
   const int r0 = t0 * TC_ROWS, nr = min(t1 * TC_ROWS, N) - r0;
   // A residual epilogue's first row per thread, read now in the same round trip as x (not after the pieces).
   const float y0 = mode == 1 && tid < nr ? y[r0 + tid] : 0.f;
-  const float inv = tc_stage_x(x, norm_w, eps, K, Kp, ss_in, xs16, accs, (t1 - t0 + (DYN ? 1 : 0)) * TC_ROWS, red,
+  const float inv = tc_stage_x(x, norm_w, eps, K, Kp, ss_in, xs16, accs, (t1 - t0) * TC_ROWS, red,
                                (flags & TC_DYNSHIFT) ? TC_XSH_DYN : xsh,
                                (flags & (TC_DYNSHIFT | TC_NOXMAX)) ? nullptr : xmax_in, tl) *
                     FP8_UNIT;
   for (int i = pre; i < R; ++i) issue_next(i);
   tl_mark(tl, 2);
 
+  // Consume cursor: local tile ct, column cc.
+  int ct = p0 / nps, cc = p0 % nps, slot = 0;
+  float acc0 = 0.f, acc8 = 0.f;  // rows g and g + 8 (lanes q == 0)
+  for (int p = p0; p < p1; ++p) {
+    // Refill the slot read in the previous iteration (its values are in registers by now).
+    if (p > p0) issue_next(slot == 0 ? R - 1 : slot - 1);
+    cp_wait<R - 1>();  // this thread's copies of piece p have landed
+    if (!(flags & TC_NOMATH)) {
+      const u8* sl = ring + slot * TC_SLOT;
+      const uint4 wa0 = *(const uint4*)(sl + 16 * lane), wa1 = *(const uint4*)(sl + 512 + 16 * lane);
+      const uint4 wb0 = *(const uint4*)(sl + 1024 + 16 * lane), wb1 = *(const uint4*)(sl + 1536 + 16 * lane);
+      // x' of this lane's k (column 0 of B, lanes g == 0); zero elsewhere.
+      uint4 xa = make_uint4(0u, 0u, 0u, 0u), xb = xa, xc = xa, xd = xa;
+      if (g == 0) {
+        const u16* xp = xs16 + cc * 128 + 16 * q;
+        xa = *(const uint4*)xp;
+        xb = *(const uint4*)(xp + 8);
+        xc = *(const uint4*)(xp + 64);
+        xd = *(const uint4*)(xp + 72);
+      }
+      const u32 ra[2][4] = {{wa0.x, wa0.y, wa0.z, wa0.w}, {wa1.x, wa1.y, wa1.z, wa1.w}};
+      const u32 rb[2][4] = {{wb0.x, wb0.y, wb0.z, wb0.w}, {wb1.x, wb1.y, wb1.z, wb1.w}};
+      const u32 xv[2][8] = {{xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w},
+                            {xc.x, xc.y, xc.z, xc.w, xd.x, xd.y, xd.z, xd.w}};
+      float d[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+      for (int sg = 0; sg < 2; ++sg) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          u32 alo, ahi, blo, bhi;
+          fp8x4_to_f16x2(ra[sg][j], &alo, &ahi);  // row g: (k 2q, 2q+1), (k 2q+8, 2q+9)
+          fp8x4_to_f16x2(rb[sg][j], &blo, &bhi);  // row g + 8
+          mma_f16_a4(d[sg], alo, blo, ahi, bhi, xv[sg][2 * j], xv[sg][2 * j + 1]);
+        }
+      }
+      if (q == 0) {
+        const float4 sc = *(const float4*)(sl + 2048 + 16 * g);
+        acc0 = fmaf(d[0][0], sc.x, fmaf(d[1][0], qb64 ? sc.y : sc.x, acc0));
+        acc8 = fmaf(d[0][2], sc.z, fmaf(d[1][2], qb64 ? sc.w : sc.z, acc8));
+      }
+    }
+    if (++cc == nps || p + 1 == p1) {  // leaving a tile: its row sums go to the block
+      if (q == 0) {
+        atomicAdd(accs + ct * TC_ROWS + g, acc0);
+        atomicAdd(accs + ct * TC_ROWS + g + 8, acc8);
+      }
+      acc0 = 0.f;
+      acc8 = 0.f;
+      cc = 0;
+      ++ct;
+    }
+    slot = slot == R - 1 ? 0 : slot + 1;
+  }
+  tl_mark(tl, 3);
+  __syncthreads();
   float ssp = 0.f, amx = 0.f;
-  int slot = 0, iter = 0;
-  for (int u = 0;; ++u) {
-    // Unit u: tiles [ut0, ut0 + un), this warp's pieces [lo, hi) of it; row sums into bank u & 1.
-    const int ut0 = (!DYN || u == 0) ? t0 : uq[u & 3];
-    if (ut0 == TC_NONE) break;
-    const int un = u == 0 ? t1 - t0 : 1;
-    const int lo = u == 0 ? p0 : wlo(1), hi = u == 0 ? p1 : whi(1);
-    float* acc_u = (u & 1) ? accs1 : accs;
-    int ct = lo / nps, cc = lo % nps;
-    float acc0 = 0.f, acc8 = 0.f;  // rows g and g + 8 (lanes q == 0)
-    for (int p = lo; p < hi; ++p, ++iter) {
-      // Refill the slot read in the previous iteration (its values are in registers by now).
-      if (iter > 0) issue_next(slot == 0 ? R - 1 : slot - 1);
-      cp_wait<R - 1>();  // this thread's copies of piece p have landed
-      if (!(flags & TC_NOMATH)) {
-        const u8* sl = ring + slot * TC_SLOT;
-        const uint4 wa0 = *(const uint4*)(sl + 16 * lane), wa1 = *(const uint4*)(sl + 512 + 16 * lane);
-        const uint4 wb0 = *(const uint4*)(sl + 1024 + 16 * lane), wb1 = *(const uint4*)(sl + 1536 + 16 * lane);
-        // x' of this lane's k (column 0 of B, lanes g == 0); zero elsewhere.
-        uint4 xa = make_uint4(0u, 0u, 0u, 0u), xb = xa, xc = xa, xd = xa;
-        if (g == 0) {
-          const u16* xp = xs16 + cc * 128 + 16 * q;
-          xa = *(const uint4*)xp;
-          xb = *(const uint4*)(xp + 8);
-          xc = *(const uint4*)(xp + 64);
-          xd = *(const uint4*)(xp + 72);
-        }
-        const u32 ra[2][4] = {{wa0.x, wa0.y, wa0.z, wa0.w}, {wa1.x, wa1.y, wa1.z, wa1.w}};
-        const u32 rb[2][4] = {{wb0.x, wb0.y, wb0.z, wb0.w}, {wb1.x, wb1.y, wb1.z, wb1.w}};
-        const u32 xv[2][8] = {{xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w},
-                              {xc.x, xc.y, xc.z, xc.w, xd.x, xd.y, xd.z, xd.w}};
-        float d[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-#pragma unroll
-        for (int sg = 0; sg < 2; ++sg) {
-#pragma unroll
-          for (int j = 0; j < 4; ++j) {
-            u32 alo, ahi, blo, bhi;
-            fp8x4_to_f16x2(ra[sg][j], &alo, &ahi);  // row g: (k 2q, 2q+1), (k 2q+8, 2q+9)
-            fp8x4_to_f16x2(rb[sg][j], &blo, &bhi);  // row g + 8
-            mma_f16_a4(d[sg], alo, blo, ahi, bhi, xv[sg][2 * j], xv[sg][2 * j + 1]);
-          }
-        }
-        if (q == 0) {
-          const float4 sc = *(const float4*)(sl + 2048 + 16 * g);
-          acc0 = fmaf(d[0][0], sc.x, fmaf(d[1][0], qb64 ? sc.y : sc.x, acc0));
-          acc8 = fmaf(d[0][2], sc.z, fmaf(d[1][2], qb64 ? sc.w : sc.z, acc8));
-        }
-      }
-      if (++cc == nps || p + 1 == hi) {  // leaving a tile: its row sums go to the block
-        if (q == 0) {
-          atomicAdd(acc_u + ct * TC_ROWS + g, acc0);
-          atomicAdd(acc_u + ct * TC_ROWS + g + 8, acc8);
-        }
-        acc0 = 0.f;
-        acc8 = 0.f;
-        cc = 0;
-        ++ct;
-      }
-      slot = slot == R - 1 ? 0 : slot + 1;
+  for (int i = tid; i < nr; i += GV_THREADS) {
+    const int n = r0 + i;
+    const float v = accs[i] * inv;
+    if (mode == 0) {
+      y[n] = v;
+    } else if (mode == 1) {
+      const float nv = (i == tid ? y0 : y[n]) + v;
+      y[n] = nv;
+      ssp = fmaf(nv, nv, ssp);
+    } else if ((i & 1) == 0) {
+      const float hv = silu_mul(v, accs[i + 1] * inv);
+      y[n >> 1] = hv;
+      amx = fmaxf(amx, fabsf(bf16_round(hv)));
     }
-    if (u == 0) tl_mark(tl, 3);
-    __syncthreads();
-    // Epilogue of the unit's rows.
-    const int ur0 = ut0 * TC_ROWS, unr = min((ut0 + un) * TC_ROWS, N) - ur0;
-    for (int i = tid; i < unr; i += GV_THREADS) {
-      const int n = ur0 + i;
-      const float v = acc_u[i] * inv;
-      if (mode == 0) {
-        y[n] = v;
-      } else if (mode == 1) {
-        const float nv = (u == 0 && i == tid ? y0 : y[n]) + v;
-        y[n] = nv;
-        ssp = fmaf(nv, nv, ssp);
-      } else if ((i & 1) == 0) {
-        const float hv = silu_mul(v, acc_u[i + 1] * inv);
-        y[n >> 1] = hv;
-        amx = fmaxf(amx, fabsf(bf16_round(hv)));
-      }
-    }
-    if (!DYN) break;
-    // Publish unit u + 2 (grabbed one unit ago) and grab the next; bank u & 1 is free again after the barrier.
-    if (tid == 0) {
-      uq[(u + 2) & 3] = (int)pend;
-      pend = pend == TC_NONE ? TC_NONE : grab();
-    }
-    __syncthreads();
-    for (int i = tid; i < TC_ROWS; i += GV_THREADS) acc_u[i] = 0.f;
   }
   // max |bf16(y)| of a silu epilogue for the next GEMV's x' shift (zeroed by embed_rows each step).
   if (xmax_out && mode == 2) {
@@ -579,23 +525,17 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
 }
 
 // R = ring slots per warp (R - 1 pieces of 2 KB in flight); the host picks R and the blocks per SM
-// (VIVA_TENSOR_TC_RING / _BPS). At most 85 registers, so that 3 blocks fit an SM. gemv_fp8_tcN: static shares
-// (`ctr` and `stat` unused); gemv_fp8_tcdN: tiles handed out from `ctr` after `stat` static ones.
-#define GEMV_TC_ENTRY(name, R, DYN)                                                                              \
+// (VIVA_TENSOR_TC_RING / _BPS). At most 85 registers, so that 3 blocks fit an SM.
+#define GEMV_TC_ENTRY(name, R)                                                                                   \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, 3)                                                    \
       name(const u8* W, const float* S, int qblock, int N, int K, int Kp, const float* x, const float* norm_w,  \
            float eps, float* y, int mode, const float* ss_in, float* ss_out, int flags, int xsh,                 \
-           const float* xmax_in, float* xmax_out, unsigned* ctr, int stat, u64* tl) {                            \
-    gemv_tc_body<R, DYN>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags, xsh, xmax_in,    \
-                    xmax_out, ctr, stat, tl);                                                                    \
+           const float* xmax_in, float* xmax_out, u64* tl) {                                                     \
+    gemv_tc_body<R>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags, xsh, xmax_in,         \
+                    xmax_out, tl);                                                                               \
   }
-GEMV_TC_ENTRY(gemv_fp8_tc2, 2, false)
-GEMV_TC_ENTRY(gemv_fp8_tc3, 3, false)
-GEMV_TC_ENTRY(gemv_fp8_tc4, 4, false)
-GEMV_TC_ENTRY(gemv_fp8_tc5, 5, false)
-GEMV_TC_ENTRY(gemv_fp8_tc6, 6, false)
-GEMV_TC_ENTRY(gemv_fp8_tcd2, 2, true)
-GEMV_TC_ENTRY(gemv_fp8_tcd3, 3, true)
-GEMV_TC_ENTRY(gemv_fp8_tcd4, 4, true)
-GEMV_TC_ENTRY(gemv_fp8_tcd5, 5, true)
-GEMV_TC_ENTRY(gemv_fp8_tcd6, 6, true)
+GEMV_TC_ENTRY(gemv_fp8_tc2, 2)
+GEMV_TC_ENTRY(gemv_fp8_tc3, 3)
+GEMV_TC_ENTRY(gemv_fp8_tc4, 4)
+GEMV_TC_ENTRY(gemv_fp8_tc5, 5)
+GEMV_TC_ENTRY(gemv_fp8_tc6, 6)

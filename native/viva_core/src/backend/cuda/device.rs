@@ -92,8 +92,6 @@ pub struct Kernels {
     pub gemv_fp8: [CudaFunction; 2],
     /// The tensor-core FP8 GEMV (kernels/gemv.cu, v9) with 2 / 3 / 4 / 5 / 6 ring slots per warp.
     pub gemv_tc: [CudaFunction; 5],
-    /// The same with tiles handed out from a counter after a static share (kernels/gemv.cu DYN, v12).
-    pub gemv_tcd: [CudaFunction; 5],
     pub gemm_bf16: CudaFunction,
     pub gemm_fp8: CudaFunction,
     pub attn_f32: CudaFunction,
@@ -227,13 +225,6 @@ impl Device {
                 f("gemv_fp8_tc5")?,
                 f("gemv_fp8_tc6")?,
             ],
-            gemv_tcd: [
-                f("gemv_fp8_tcd2")?,
-                f("gemv_fp8_tcd3")?,
-                f("gemv_fp8_tcd4")?,
-                f("gemv_fp8_tcd5")?,
-                f("gemv_fp8_tcd6")?,
-            ],
             gemm_bf16: f("gemm_bf16")?,
             gemm_fp8: f("gemm_fp8")?,
             attn_f32: f("attention_f32kv")?,
@@ -255,7 +246,7 @@ impl Device {
         // The GEMV stages its input row (Kp f32) in dynamic shared memory: allow the device's maximum.
         let static_smem = 2048;
         let max_smem = max_smem.saturating_sub(static_smem);
-        for g in k.gemv_bf16.iter().chain(k.gemv_fp8.iter()).chain(k.gemv_tc.iter()).chain(k.gemv_tcd.iter()) {
+        for g in k.gemv_bf16.iter().chain(k.gemv_fp8.iter()).chain(k.gemv_tc.iter()) {
             g.set_attribute(
                 sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 max_smem as i32,

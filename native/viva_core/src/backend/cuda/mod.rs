@@ -243,22 +243,6 @@ impl NormW {
     }
 }
 
-/// Static tiles per block, and ring slots, of a tensor-core GEMV whose remaining tiles are handed out one at a time
-/// from a counter (kernels/gemv.cu DYN; docs/gpu.md v12), or None for static shares only. The blocks of a large GEMV
-/// end over a wide span set by how fast their SM streams, not by their share (v12, call a), so blocks that finish
-/// early should take more. Used where there are at least two tiles per block and every warp's share of one tile
-/// (nps / 8 pieces) covers the R - 1 pieces its ring runs ahead, with R at most one slot below the matrix's own
-/// `ring` (so that a block never needs more than the next unit published): K >= 4096, R = 5. `pct`: percent of the
-/// tiles shared out statically.
-fn tc_dyn_plan(n: usize, kp: usize, grid: usize, ring: usize, pct: usize) -> Option<(usize, usize)> {
-    let tiles = n.div_ceil(TC_ROWS);
-    let r = ring.min(kp / 128 / 8 + 1);
-    if pct == 0 || pct >= 100 || grid == 0 || tiles < 2 * grid || r + 1 < ring || r < 2 {
-        return None;
-    }
-    Some(((tiles * pct / 100 / grid).max(1), r))
-}
-
 /// kernels/gemv.cu TC_XSH_DYN: the GEMV takes x''s f16 shift from the block's max |x'|.
 const TC_XSH_DYN: i32 = 1000;
 
@@ -316,9 +300,6 @@ pub struct CudaModel {
     gemv_tc: Option<TcCfg>,
     /// Bench-only switches of the tensor-core GEMV (`VIVA_TENSOR_TC_FLAGS`, kernels/gemv.cu TC_*; 0 normally).
     tc_flags: i32,
-    /// Percent of a large GEMV's tiles shared out statically before the rest are handed out from a counter
-    /// (`tc_dyn_plan`; `VIVA_TENSOR_TC_DYN`, default 60; 0 or 100 and more: static shares only).
-    tc_dyn: usize,
     /// Attention through the GQA kernel (K/V read once per KV head), with up to `gqa_splits` splits
     /// (`VIVA_TENSOR_ATTN=old`: the per-query-head kernel of v1-v3).
     gqa: bool,
@@ -424,8 +405,6 @@ const TC_LARGE: usize = 32 << 20;
 /// `VIVA_TENSOR_TC_FLAGS` bit (bench only, not read by the kernel): every matrix requests kernels/gemv.cu TC_PREWAIT
 /// ring slots before the wait, large ones included (the v11 rule).
 const TC_PREWAIT_V11: i32 = 64;
-/// `VIVA_TENSOR_TC_FLAGS` bit (bench only, not read by the kernel): static shares for every GEMV (no tile counters).
-const TC_STATIC: i32 = 8192;
 
 /// The pinned 2-slot host ring the greedy loop reads tokens from.
 struct Pinned(*mut i32);
@@ -479,7 +458,7 @@ pub struct CudaCache {
     po: Buf,   // f32 [heads, nsplit, head_dim]  split-KV partial outputs
     pml: Buf,  // f32 [heads, nsplit, 2]         partial max / sum
     cnt: Buf,  // i32 [heads]                    split completion counters
-    ss: Buf, // f32 [6 layers + 2]               fused norm statistics (sum of squares per RMSNorm), x' maxima, tile counters
+    ss: Buf,   // f32 [4 layers + 1]               fused norm statistics (sum of squares per RMSNorm), x' maxima
     sync: Buf, // u32 [8]  persistent kernel: grid barrier counter, argmax key, done counter (self-resetting)
     pre: Option<Prefill>,
     graph: Option<Graph>,
@@ -628,7 +607,6 @@ impl CudaModel {
             _ => None,
         };
         let tc_flags = env("VIVA_TENSOR_TC_FLAGS").and_then(|v| v.parse::<i32>().ok()).unwrap_or(0);
-        let tc_dyn = env("VIVA_TENSOR_TC_DYN").and_then(|v| v.parse::<usize>().ok()).unwrap_or(60);
         let group = cfg.num_heads / cfg.num_kv_heads.max(1);
         let gqa = env("VIVA_TENSOR_ATTN").is_none_or(|v| v != "old")
             && cfg.num_kv_heads > 0
@@ -671,7 +649,6 @@ impl CudaModel {
             gemv_pf,
             gemv_tc,
             tc_flags,
-            tc_dyn,
             gqa,
             gqa_splits,
             attn_tc,
@@ -750,7 +727,7 @@ impl CudaModel {
             po: f(c.num_heads * self.nsplit.max(GQA_MAX_SPLIT) * c.head_dim)?,
             pml: f(c.num_heads * self.nsplit.max(GQA_MAX_SPLIT) * 2)?,
             cnt: f(c.num_heads)?,
-            ss: f(6 * c.num_layers + 2)?,
+            ss: f(4 * c.num_layers + 1)?,
             sync: f(8)?,
             pre: None,
             graph: None,
@@ -937,7 +914,6 @@ impl CudaModel {
         mode: i32,
         ss: (u64, u64),
         xmax: (u64, u64),
-        ctr: u64,
         tl: u64,
     ) -> Result<()> {
         if let Some(tc) = self.gemv_tc {
@@ -952,25 +928,13 @@ impl CudaModel {
                 self.tc_flags | (TC_RINGS[variant] as i32 + 1) << 8
             };
             let xsh = norm.map_or(TC_XSH_DYN, |n| n.xsh);
-            // Tiles from a counter (`tc_dyn_plan`), with one ring slot fewer where a tile needs it.
-            let plan =
-                if ctr == 0 { None } else { tc_dyn_plan(l.n, l.kp, grid as usize, TC_RINGS[variant], self.tc_dyn) };
-            let (f, ctr, stat, smem) = match plan {
-                Some((st, r)) => {
-                    let v = TC_RINGS.iter().position(|&x| x == r).unwrap_or(variant);
-                    let per_block = l.n.div_ceil(TC_ROWS).div_ceil(grid as usize);
-                    let smem = 8 * r * TC_SLOT + l.kp * 2 + per_block * TC_ROWS * 4;
-                    (&self.dev.k.gemv_tcd[v], ctr, st as i32, smem)
-                }
-                None => (&self.dev.k.gemv_tc[variant], 0, 0, smem),
-            };
             let args = [
                 &self.gemv_head(l, x, norm)[..],
                 &[Arg::P(y), Arg::I(mode), Arg::P(ss.0), Arg::P(ss.1), Arg::I(flags), Arg::I(xsh)],
-                &[Arg::P(xmax.0), Arg::P(xmax.1), Arg::P(ctr), Arg::I(stat), Arg::P(tl)],
+                &[Arg::P(xmax.0), Arg::P(xmax.1), Arg::P(tl)],
             ]
             .concat();
-            return self.dev.launch(s, f, (grid, 1, 1), 256, smem as u32, &args);
+            return self.dev.launch(s, &self.dev.k.gemv_tc[variant], (grid, 1, 1), 256, smem as u32, &args);
         }
         let (fs, ch) = if self.fp8() { (&self.dev.k.gemv_fp8, 16) } else { (&self.dev.k.gemv_bf16, 8) };
         let rw = if self.gemv_rw8 { 8 } else { 4 };
@@ -1202,7 +1166,7 @@ impl CudaModel {
                 Arg::I(h as i32),
                 Arg::P(c.x.ptr),
                 Arg::P(if self.norm_fuse { c.ss.ptr } else { 0 }),
-                Arg::I(6 * cfg.num_layers as i32 + 2),
+                Arg::I(4 * cfg.num_layers as i32 + 1),
             ],
         )?;
         mark("embed")?;
@@ -1213,34 +1177,27 @@ impl CudaModel {
         let nl = cfg.num_layers;
         let att_max = |li: usize| if self.attn_tc.is_some() { slot(2 * nl + 1 + 2 * li) } else { 0 };
         let act_max = |li: usize| slot(2 * nl + 2 + 2 * li);
-        // Then the tile counters of the GEMVs that may hand out tiles (qkv and gate/up per layer, lm_head), as u32
-        // (kernels/gemv.cu DYN), unless VIVA_TENSOR_TC_FLAGS has TC_STATIC.
-        let ctr = |j: usize| if self.tc_flags & TC_STATIC != 0 { 0 } else { slot(4 * nl + 1 + j) };
         // Launch j's timeline marks (GEMVs and attention in order; 0 when not recording).
         let tl = |j: usize| if tl == 0 { 0 } else { tl + (j * TL_STRIDE * 8) as u64 };
         for (li, l) in self.layers.iter().enumerate() {
             let j = 5 * li;
             // h = x + o_proj(attn(rope(q), rope(k), v)), q|k|v = qkv_proj(norm(x))
-            let ss = (slot(2 * li), 0);
-            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, ss, (0, 0), ctr(2 * li), tl(j))?;
+            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, (slot(2 * li), 0), (0, 0), tl(j))?;
             mark("norm+qkv gemv")?;
             self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true, att_max(li), tl(j + 1))?;
             mark("rope+kv+attention")?;
-            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), (att_max(li), 0), 0, tl(j + 2))?;
+            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), (att_max(li), 0), tl(j + 2))?;
             mark("o gemv+residual")?;
             // x = h + down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
             let ss = (slot(2 * li + 1), 0);
-            let (xm, n) = ((0, act_max(li)), ctr(2 * li + 1));
-            self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2, ss, xm, n, tl(j + 3))?;
+            self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2, ss, (0, act_max(li)), tl(j + 3))?;
             mark("norm+gate/up gemv+silu")?;
-            let ss = (0, slot(2 * li + 2));
-            self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1, ss, (act_max(li), 0), 0, tl(j + 4))?;
+            self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 2)), (act_max(li), 0), tl(j + 4))?;
             mark("down gemv+residual")?;
         }
         let last = slot(2 * cfg.num_layers);
         let j = 5 * self.layers.len();
-        let n = ctr(2 * nl);
-        self.gemv(s, &self.lm_head, c.x.ptr, Some(&self.norm), c.logits.ptr, 0, (last, 0), (0, 0), n, tl(j))?;
+        self.gemv(s, &self.lm_head, c.x.ptr, Some(&self.norm), c.logits.ptr, 0, (last, 0), (0, 0), tl(j))?;
         mark("norm+lm_head gemv")?;
         self.dev.launch(
             s,
@@ -1384,7 +1341,7 @@ impl CudaModel {
             mark("down gemm+residual")?;
         }
         let last = p.x.at((t - 1) * h * 4);
-        self.gemv(s, &self.lm_head, last, Some(&self.norm), c.logits.ptr, 0, (0, 0), (0, 0), 0, 0)?;
+        self.gemv(s, &self.lm_head, last, Some(&self.norm), c.logits.ptr, 0, (0, 0), (0, 0), 0)?;
         mark("norm+lm_head gemv")
     }
 
@@ -1751,25 +1708,5 @@ mod tests {
         }
         assert_eq!(norm_x_shift(&[0.0; 64]), 0);
         assert_eq!(norm_x_shift(&[1.0, f32::INFINITY]), TC_XSH_DYN);
-    }
-
-    #[test]
-    fn tile_counters_only_where_a_tile_covers_each_warps_ring() {
-        // Llama-2-7B shape on an H100 (264 blocks, 6-slot rings): qkv 768 tiles, gate/up 1376, lm_head 2000; a
-        // 6-slot ring runs 5 pieces ahead of a warp's 4 per K = 4096 tile, so they take 5 slots.
-        assert_eq!(tc_dyn_plan(12288, 4096, 264, 6, 60), Some((1, 5)));
-        assert_eq!(tc_dyn_plan(22016, 4096, 264, 6, 60), Some((3, 5)));
-        assert_eq!(tc_dyn_plan(32000, 4096, 264, 5, 60), Some((4, 5)));
-        // o and down (one tile per block); TinyLlama's K = 2048 would need 3 slots instead of 6; switched off.
-        assert_eq!(tc_dyn_plan(4096, 4096, 256, 6, 60), None);
-        assert_eq!(tc_dyn_plan(11264, 2048, 264, 6, 60), None);
-        assert_eq!(tc_dyn_plan(32000, 2048, 264, 6, 60), None);
-        assert_eq!(tc_dyn_plan(22016, 4096, 264, 6, 0), None);
-        assert_eq!(tc_dyn_plan(22016, 4096, 264, 6, 100), None);
-        // The static share stays below the tiles per block, so the row sums of a handed-out tile fit beside it.
-        for pct in [10, 60, 99] {
-            let (st, _) = tc_dyn_plan(22016, 4096, 264, 6, pct).unwrap();
-            assert!(st < 1376usize.div_ceil(264), "{pct}%: {st}");
-        }
     }
 }
