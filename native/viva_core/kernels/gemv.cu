@@ -299,6 +299,7 @@ __device__ __forceinline__ void cp_wait() {
 // Ring slots each warp requests before griddepcontrol.wait; the rest go out once x' is staged. With all R requested
 // early, x''s loads after the wait queue behind the SM's own weight copies. Measured on an H100 (docs/gpu.md v11):
 // 4 of 6 slots +3.5% on the TinyLlama shape against all 6 (0 to 3 and 5 were slower), within 1% on Llama-2-7B.
+// The host asks for the whole ring for matrices of 32 MB or more (v12), through the flags.
 #define TC_PREWAIT 4
 
 // Lane (g, q)'s copies of piece (tile, pc) (K bytes [128 pc, 128 pc + 128) of the tile's 16 rows) into `slot`.
@@ -332,8 +333,8 @@ __device__ __forceinline__ void tc_issue(const u8* __restrict__ W, const float* 
 // to Kp; zeroes accs[0, nacc). Returns 2^-e. e, in one pass: from *xmax = max |bf16(x)| where the kernel that
 // wrote x also reduced that (the same e as the block's own max), else `xsh` where the host could bound |x'| in
 // advance (an RMSNorm input: |x'| <= max|norm_w| sqrt(K)); otherwise from the block's max |x'|, which costs a
-// block reduction and a second pass. Either way max |x' 2^e| < 2^14 and x' 2^e is the bf16 value exactly unless it is below 2^-17
-// (f16 subnormals), i.e. 2^-(17 + e) before scaling.
+// block reduction and a second pass (docs/gpu.md v12). Either way max |x' 2^e| < 2^14, and x' 2^e is the bf16
+// value exactly unless it is below 2^-17 (f16 subnormals), i.e. 2^-(17 + e) before scaling.
 #define TC_XSH_DYN 1000
 __device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const float* __restrict__ norm_w, float eps,
                                             int K, int Kp, const float* __restrict__ ss_in, u16* xs16, float* accs,

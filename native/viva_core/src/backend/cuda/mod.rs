@@ -920,8 +920,9 @@ impl CudaModel {
             let (grid, variant, smem) =
                 tc_shape(l.n, l.kp, l.bytes, tc, self.dev.sms, self.dev.sm_smem, self.dev.block_reserved_smem);
             // Ring slots requested before griddepcontrol.wait: a matrix of TC_LARGE bytes or more requests its whole
-            // ring (its blocks cannot all be resident early, so what they request before the wait is most of what
-            // is in flight at the hand-off), the others kernels/gemv.cu TC_PREWAIT. Flags (F + 1) << 8 override.
+            // ring, the others kernels/gemv.cu TC_PREWAIT (H100, docs/gpu.md v11-v12: +0.5-0.8% on the Llama-2-7B
+            // shape, whose big matrices all qualify; -0.7% on TinyLlama's lm_head, one call). Flags (F + 1) << 8
+            // override.
             let flags = if self.tc_flags & TC_PREWAIT_V11 != 0 || self.tc_flags >> 8 & 15 != 0 || l.bytes < TC_LARGE {
                 self.tc_flags
             } else {
