@@ -1094,6 +1094,8 @@ impl CudaModel {
         Ok(())
     }
 
+    /// Attention of `t` query rows into `out`. `amax`: a zeroed f32 slot for max |bf16(out)|, which only the
+    /// tensor-core kernel reduces; returns it when that kernel ran (the o projection's x' shift), else 0.
     #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
@@ -1106,7 +1108,7 @@ impl CudaModel {
         fuse: bool,
         amax: u64,
         tl: u64,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let cfg = &self.cfg;
         // The arguments every attention kernel starts with, and those of the KV cache they all take.
         let heads = [Arg::P(qkv), Arg::I(cfg.num_heads as i32), Arg::I(cfg.num_kv_heads as i32)];
@@ -1122,7 +1124,8 @@ impl CudaModel {
             let args = [&heads[..], &cache, &[Arg::P(out), Arg::P(amax), Arg::P(tl)]].concat();
             let grid = (cfg.num_kv_heads as u32 * a.cluster, 1, 1);
             let f = &self.dev.k.attn_tc[a.hd_idx][a.slots - 1];
-            return self.dev.launch_ex(&c.stream, f, grid, 128, a.smem, &args, LaunchMode::Cluster(a.cluster));
+            self.dev.launch_ex(&c.stream, f, grid, 128, a.smem, &args, LaunchMode::Cluster(a.cluster))?;
+            return Ok(amax);
         }
         let (f, grid, threads, smem) = if self.gqa {
             let k = &self.dev.k;
@@ -1136,12 +1139,10 @@ impl CudaModel {
         };
         let tail = [Arg::I(i32::from(fuse)), Arg::P(out), Arg::P(c.po.ptr), Arg::P(c.pml.ptr), Arg::P(c.cnt.ptr)];
         let args = [&heads[..], &[Arg::I(cfg.head_dim as i32)], &cache, &tail].concat();
-        if !self.gqa {
-            return self.dev.launch(&c.stream, f, grid, threads, smem, &args);
-        }
         // The GQA kernel also takes its timeline marks.
-        let args = [&args[..], &[Arg::P(tl)]].concat();
-        self.dev.launch(&c.stream, f, grid, threads, smem, &args)
+        let args = if self.gqa { [&args[..], &[Arg::P(tl)]].concat() } else { args };
+        self.dev.launch(&c.stream, f, grid, threads, smem, &args)?;
+        Ok(0)
     }
 
     /// The kernels of one decode step (token and position read from `c.step`). `tl`: 0, or the device buffer
@@ -1173,10 +1174,11 @@ impl CudaModel {
         mark("embed")?;
         // Slot j of c.ss: sum(x²) for the j-th RMSNorm of the step (2 per layer, then the final norm). After them,
         // 2 per layer: max |bf16(x')| of the o and down projections' inputs, reduced by the kernels that write them
-        // (the tensor-core attention; gate/up's silu epilogue), so those GEMVs skip their own block max.
+        // (the tensor-core attention, which says whether it ran; gate/up's silu epilogue), so those GEMVs skip
+        // their own block max.
         let slot = |j: usize| if self.norm_fuse { c.ss.at(j * 4) } else { 0 };
         let nl = cfg.num_layers;
-        let att_max = |li: usize| if self.attn_tc.is_some() { slot(2 * nl + 1 + 2 * li) } else { 0 };
+        let att_max = |li: usize| slot(2 * nl + 1 + 2 * li);
         let act_max = |li: usize| slot(2 * nl + 2 + 2 * li);
         // Launch j's timeline marks (GEMVs and attention in order; 0 when not recording).
         let tl = |j: usize| if tl == 0 { 0 } else { tl + (j * TL_STRIDE * 8) as u64 };
@@ -1185,9 +1187,9 @@ impl CudaModel {
             // h = x + o_proj(attn(rope(q), rope(k), v)), q|k|v = qkv_proj(norm(x))
             self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, (slot(2 * li), 0), (0, 0), tl(j))?;
             mark("norm+qkv gemv")?;
-            self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true, att_max(li), tl(j + 1))?;
+            let om = self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true, att_max(li), tl(j + 1))?;
             mark("rope+kv+attention")?;
-            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), (att_max(li), 0), tl(j + 2))?;
+            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), (om, 0), tl(j + 2))?;
             mark("o gemv+residual")?;
             // x = h + down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
             let ss = (slot(2 * li + 1), 0);
