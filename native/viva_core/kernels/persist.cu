@@ -63,34 +63,6 @@
 #define PK_PROF_MAX 1024
 
 #if __CUDA_ARCH__ >= 900
-__device__ __forceinline__ void mbar_init(u64* b, u32 count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(b)), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(u64* b, u32 parity) {
-  u32 done;
-  do {
-    asm volatile(
-        "{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\tselp.u32 %0, 1, 0, p;\n\t}"
-        : "=r"(done)
-        : "r"(smem_u32(b)), "r"(parity)
-        : "memory");
-  } while (!done);
-}
-__device__ __forceinline__ void mbar_arrive(u64* b) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(b)) : "memory");
-}
-__device__ __forceinline__ void mbar_expect(u64* b, u32 bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(b)), "r"(bytes) : "memory");
-}
-// Bulk copy of `bytes` (multiple of 16, both addresses 16-byte aligned) from global to shared memory,
-// completing on mbarrier b; weights are read once per step, so they are marked first to leave L2.
-__device__ __forceinline__ void bulk_g2s(void* dst, const void* src, u32 bytes, u64* b, u64 policy) {
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;" ::"r"(
-          smem_u32(dst)),
-      "l"(src), "r"(bytes), "r"(smem_u32(b)), "l"(policy)
-      : "memory");
-}
 __device__ __forceinline__ void cons_sync() { asm volatile("bar.sync 1, 256;" ::: "memory"); }
 
 // Grid-wide barrier of the consumer threads of every block (one monotonic counter; the grid is

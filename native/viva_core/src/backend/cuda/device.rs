@@ -131,6 +131,9 @@ pub struct Device {
     pub pdl: bool,
     /// The kernels carry the timeline marks (`VIVA_TENSOR_TIMELINE=1` when the device was created; bench only).
     pub timeline: bool,
+    /// The tensor-core GEMV fills its ring through the TMA unit (sm_90+, `VIVA_TENSOR_TC_TMA=1`; measured slower
+    /// than its cp.async ring, docs/gpu.md v13).
+    pub tc_tma: bool,
     /// cuBLAS handle for the prefill GEMMs (created on first use, kept for the process).
     pub blas: Mutex<BlasSlot>,
     /// Every kernel's name and parameter sizes in bytes, by function handle, as the driver reports them (empty
@@ -202,7 +205,8 @@ impl Device {
             )));
         }
         let timeline = std::env::var("VIVA_TENSOR_TIMELINE").is_ok_and(|v| v == "1");
-        let module = compile(&ctx, cc, timeline)?;
+        let tc_tma = cc.0 >= 9 && std::env::var("VIVA_TENSOR_TC_TMA").is_ok_and(|v| v == "1");
+        let module = compile(&ctx, cc, timeline, tc_tma)?;
         let loaded = std::cell::RefCell::new(Vec::new());
         let f = |n: &str| {
             let func = module
@@ -296,6 +300,7 @@ impl Device {
             persist_smem,
             pdl,
             timeline,
+            tc_tma,
             blas: Mutex::new(BlasSlot::Untried),
             params,
         })
@@ -484,12 +489,22 @@ fn check_args(name: &str, sizes: &[usize], args: &[Arg]) -> Result<()> {
     Ok(())
 }
 
-fn compile(ctx: &Arc<CudaContext>, cc: (i32, i32), timeline: bool) -> Result<Arc<cudarc::driver::CudaModule>> {
+fn compile(
+    ctx: &Arc<CudaContext>,
+    cc: (i32, i32),
+    timeline: bool,
+    tc_tma: bool,
+) -> Result<Arc<cudarc::driver::CudaModule>> {
     use cudarc::nvrtc::{compile_ptx_with_opts, CompileError, CompileOptions};
     let src: String = SOURCES.iter().map(|(name, text)| format!("// ---- {name}\n{text}\n")).collect();
     let mut options = vec![format!("--gpu-architecture=compute_{}{}", cc.0, cc.1), "--std=c++17".into()];
     if timeline {
         options.push("-DVIVA_TIMELINE".into());
+    }
+    options.push(format!("-DTC_TMA={}", u8::from(tc_tma)));
+    // Experiments: `VIVA_TENSOR_NVRTC_DEFINES="-DNAME=V ..."` (only -D options are taken).
+    if let Ok(defs) = std::env::var("VIVA_TENSOR_NVRTC_DEFINES") {
+        options.extend(defs.split_whitespace().filter(|d| d.starts_with("-D")).map(String::from));
     }
     let opts = CompileOptions { options, name: Some("viva_kernels.cu".into()), ..Default::default() };
     let ptx = compile_ptx_with_opts(&src, opts).map_err(|e| match e {

@@ -92,6 +92,49 @@ pub fn grid_barrier_us(blocks_per_sm: usize, iters: usize) -> Result<f64> {
     })
 }
 
+/// The tensor map through which the tensor-core GEMV's TMA ring (kernels/gemv.cu, v13) copies one piece (16 rows
+/// x 128 bytes of K) of an `n` x `kp` FP8 matrix at `ptr` per instruction: a 4D view (64 bytes; row % 8 at
+/// stride kp; 64-byte segment at stride 64; row / 8 at stride 8 kp) whose 64 x 8 x 2 x 2 box lands as the slot's
+/// four quarters. The allocation must hold n rounded up to 8 rows.
+fn quarters_map(ptr: u64, n: usize, kp: usize) -> Result<[u64; 16]> {
+    let (n, kp) = (n as u64, kp as u64);
+    encode_map(ptr, &[64, 8, kp / 64, n.div_ceil(8)], &[kp, 64, 8 * kp], &[64, 8, 2, 2])
+        .map_err(|r| Error::Cuda(format!("tensor map of a {n} x {kp} matrix refused by the driver (CUresult {r})")))
+}
+
+/// `cuTensorMapEncodeTiled` for bytes at `ptr`: dims innermost first, strides of dims 1.. in bytes; Err(CUresult).
+fn encode_map(ptr: u64, dims: &[u64], strides: &[u64], boxd: &[u32]) -> std::result::Result<[u64; 16], i32> {
+    use sys::{
+        CUtensorMapDataType as Dt, CUtensorMapFloatOOBfill as Oob, CUtensorMapInterleave as Il,
+        CUtensorMapL2promotion as L2, CUtensorMapSwizzle as Sw,
+    };
+    let mut map = sys::CUtensorMap { opaque: [0; 16] };
+    let ones = [1u32; 5];
+    // SAFETY: `dims`, `boxd` and `ones` hold at least `dims.len()` entries and `strides` one fewer; `map` is a
+    // writable tensor map; the driver only records `ptr`.
+    let r = unsafe {
+        sys::cuTensorMapEncodeTiled(
+            &mut map,
+            Dt::CU_TENSOR_MAP_DATA_TYPE_UINT8,
+            dims.len() as u32,
+            ptr as *mut std::ffi::c_void,
+            dims.as_ptr(),
+            strides.as_ptr(),
+            boxd.as_ptr(),
+            ones.as_ptr(),
+            Il::CU_TENSOR_MAP_INTERLEAVE_NONE,
+            Sw::CU_TENSOR_MAP_SWIZZLE_NONE,
+            L2::CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            Oob::CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE,
+        )
+    };
+    if r == sys::CUresult::CUDA_SUCCESS {
+        Ok(map.opaque)
+    } else {
+        Err(r as i32)
+    }
+}
+
 /// Does the default device have FP8 conversion hardware (sm_89+), i.e. is `fp8` the natural default?
 pub fn prefers_fp8() -> bool {
     device::device().map(|d| d.cc >= (8, 9)).unwrap_or(false)
@@ -209,6 +252,10 @@ impl Buf {
 struct Lin {
     w: Buf,
     s: Option<Buf>,
+    /// The scales again in the tensor-core GEMV's bulk-copy order (`pack::pack_tc_scales`), where it uses them.
+    s_tc: Option<Buf>,
+    /// The weights' tensor map for that ring (`quarters_map`), in device memory.
+    tmap: Option<Buf>,
     n: usize,
     k: usize,
     kp: usize,
@@ -216,10 +263,24 @@ struct Lin {
 }
 
 impl Lin {
-    fn upload(s: &Arc<CudaStream>, p: Packed) -> Result<Lin> {
+    /// `tc_block`: the FP8 block when the tensor-core GEMV reads bulk-copied scales (`Device::tc_tma`).
+    fn upload(s: &Arc<CudaStream>, p: Packed, tc_block: Option<usize>) -> Result<Lin> {
         let sc_bytes = p.scales.as_ref().map_or(0, |v| v.len() * 4);
+        let (s_tc, w, tmap) = match (&p.scales, tc_block) {
+            (Some(sc), Some(b)) => {
+                // The tensor map reads whole groups of 8 rows: the allocation covers the last group.
+                let mut w = Buf::zeros(s, p.n.next_multiple_of(8) * p.kp)?;
+                s.memcpy_htod(&p.bytes, &mut w.mem.slice_mut(0..p.bytes.len())).map_err(|e| drv("upload", e))?;
+                let map = quarters_map(w.ptr, p.n, p.kp)?;
+                let bytes: Vec<u8> = map.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (Some(Buf::from_f32(s, &pack::pack_tc_scales(sc, p.n, p.kp, b))?), w, Some(Buf::from_bytes(s, &bytes)?))
+            }
+            _ => (None, Buf::from_bytes(s, &p.bytes)?, None),
+        };
         Ok(Lin {
-            w: Buf::from_bytes(s, &p.bytes)?,
+            s_tc,
+            tmap,
+            w,
             // 16 bytes of slack: the persistent decode kernel copies 16-byte-aligned supersets of scale rows.
             s: p.scales.as_deref().map(|v| Buf::from_f32(s, &[v, &[0.0; 4]].concat())).transpose()?,
             n: p.n,
@@ -349,6 +410,10 @@ const GQA_MAX_SPLIT: usize = 32;
 struct TcCfg {
     variant: Option<usize>,
     bps: usize,
+    /// No more ring slots than a warp has pieces (v13, `VIVA_TENSOR_TC_FIT=1`; measured slower, docs/gpu.md).
+    fit: bool,
+    /// The ring is filled with bulk copies (`Device::tc_tma`): one mbarrier per slot in shared memory.
+    tma: bool,
 }
 
 /// Launch shape of the tensor-core GEMV for an `n` x `kp` matrix of `bytes` (weights and scales): grid, kernel
@@ -357,7 +422,10 @@ struct TcCfg {
 /// block also costs `reserved` bytes and its static arrays): there the most slots with which they fit.
 /// Measured on an H100 (docs/gpu.md v9): 6 slots everywhere was fastest on the TinyLlama shape (its 12 MB down
 /// projection runs one block per SM), but lost on the Llama-2-7B shape, whose 45 MB down projection
-/// (K = 11008) needs two blocks' bytes in flight.
+/// (K = 11008) needs two blocks' bytes in flight. With `tc.fit`, a ring is never longer than the most pieces a
+/// warp streams (at least 2 slots): the slots past them would never be filled, and the shared memory they
+/// reserve keeps the next kernel's early blocks off the SM (the Llama-2-7B o projection, 4 pieces a warp,
+/// beside the attention's blocks).
 fn tc_shape(
     n: usize,
     kp: usize,
@@ -369,15 +437,21 @@ fn tc_shape(
 ) -> (u32, usize, usize) {
     let tiles = n.div_ceil(TC_ROWS);
     let grid = tiles.min(sms * tc.bps).max(1);
-    let smem_of = |v: usize| 8 * TC_RINGS[v] * TC_SLOT + kp * 2 + tiles.div_ceil(grid) * TC_ROWS * 4;
+    // [mbarriers (one per slot, bulk-copy ring only)] | ring | x' | row sums.
+    let bars = |v: usize| if tc.tma { (8 * TC_RINGS[v] * 8).next_multiple_of(128) } else { 0 };
+    let smem_of = |v: usize| bars(v) + 8 * TC_RINGS[v] * TC_SLOT + kp * 2 + tiles.div_ceil(grid) * TC_ROWS * 4;
     // Static shared memory of the kernel (its reduction scratch) is under 256 bytes.
     let fits = |v: usize| tc.bps * (smem_of(v) + 256 + reserved) <= sm_smem;
     let top = TC_RINGS.len() - 1;
     let variant = tc.variant.unwrap_or_else(|| {
-        if bytes < TC_LARGE || fits(top) {
-            top
+        let v = if bytes < TC_LARGE || fits(top) { top } else { (1..top).rev().find(|&v| fits(v)).unwrap_or(0) };
+        // The most pieces (16 rows x 128 bytes) one warp of the fullest block streams.
+        let per_warp = (tiles.div_ceil(grid) * kp.div_ceil(128)).div_ceil(8);
+        let need = TC_RINGS.iter().position(|&r| r >= per_warp).unwrap_or(top);
+        if tc.fit {
+            v.min(need)
         } else {
-            (1..top).rev().find(|&v| fits(v)).unwrap_or(0)
+            v
         }
     });
     (grid as u32, variant, smem_of(variant))
@@ -530,7 +604,18 @@ impl CudaModel {
                 Format::Fp8 { block } => pack::pack_fp8(w, n, k, block),
             }
         };
-        let up = |p: Packed| Lin::upload(&stream, p);
+        // Must agree with the gemv_tc choice below (FP8 blocks of 64 / 128, not `VIVA_TENSOR_GEMV=cuda-core`).
+        let tc_block = match format {
+            Format::Fp8 { block }
+                if dev.tc_tma
+                    && (block == 64 || block == 128)
+                    && std::env::var("VIVA_TENSOR_GEMV").map_or(true, |v| v != "cuda-core") =>
+            {
+                Some(block)
+            }
+            _ => None,
+        };
+        let up = |p: Packed| Lin::upload(&stream, p, tc_block);
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
             let n = |s: &str| names::layer(i, s);
@@ -602,7 +687,8 @@ impl CudaModel {
                     .and_then(|v| v.parse::<usize>().ok())
                     .and_then(|slots| TC_RINGS.iter().position(|&r| r == slots));
                 let bps = env("VIVA_TENSOR_TC_BPS").and_then(|v| v.parse::<usize>().ok()).unwrap_or(2).clamp(1, 4);
-                Some(TcCfg { variant, bps })
+                let fit = env("VIVA_TENSOR_TC_FIT").is_some_and(|v| v == "1");
+                Some(TcCfg { variant, bps, fit, tma: dev.tc_tma })
             }
             _ => None,
         };
@@ -929,8 +1015,14 @@ impl CudaModel {
                 self.tc_flags | (TC_RINGS[variant] as i32 + 1) << 8
             };
             let xsh = norm.map_or(TC_XSH_DYN, |n| n.xsh);
+            let mut head = self.gemv_head(l, x, norm);
+            if self.dev.tc_tma {
+                // The kernel's TMA ring reads the weights through their tensor map and the scales in piece order.
+                head[0] = Arg::P(l.tmap.as_ref().map_or(0, |b| b.ptr));
+                head[1] = Arg::P(l.s_tc.as_ref().map_or(0, |b| b.ptr));
+            }
             let args = [
-                &self.gemv_head(l, x, norm)[..],
+                &head[..],
                 &[Arg::P(y), Arg::I(mode), Arg::P(ss.0), Arg::P(ss.1), Arg::I(flags), Arg::I(xsh)],
                 &[Arg::P(xmax.0), Arg::P(xmax.1), Arg::P(tl)],
             ]
@@ -1669,7 +1761,7 @@ mod tests {
     /// H100 SXM: 132 SMs, 228 KB of shared memory per SM, 1 KB reserved per block.
     fn h100(n: usize, kp: usize, variant: Option<usize>) -> (u32, usize, usize) {
         let bytes = n * kp + n * (kp / 128) * 4; // FP8 block 128: one f32 scale per 128 weights
-        tc_shape(n, kp, bytes, TcCfg { variant, bps: 2 }, 132, 233_472, 1024)
+        tc_shape(n, kp, bytes, TcCfg { variant, bps: 2, fit: true, tma: false }, 132, 233_472, 1024)
     }
 
     #[test]
@@ -1684,6 +1776,23 @@ mod tests {
         assert_eq!(h100(32000, 4096, None).0, 264);
         // A fixed ring is taken as it is.
         assert_eq!(h100(4096, 11008, Some(1)).1, 1);
+    }
+
+    #[test]
+    fn tc_shape_fits_the_ring_to_the_pieces_of_a_warp() {
+        // Llama-2-7B o projection: 256 tiles of 32 pieces, one a block, 4 pieces a warp: a 4-slot ring.
+        assert_eq!(h100(4096, 4096, None), (256, 2, 8 * 4 * TC_SLOT + 4096 * 2 + 16 * 4));
+        // TinyLlama q/k/v and o: 2 pieces a warp, the shortest ring.
+        assert_eq!(h100(2560, 2048, None).1, 0);
+        assert_eq!(h100(2048, 2048, None).1, 0);
+        // TinyLlama gate/up: 704 tiles over 264 blocks, at most 3 tiles of 16 pieces: 6 a warp.
+        assert_eq!(h100(11264, 2048, None).1, 4);
+        // Without the fit, 6 slots.
+        let bytes = 4096 * 4096 + 4096 * 32 * 4;
+        assert_eq!(
+            tc_shape(4096, 4096, bytes, TcCfg { variant: None, bps: 2, fit: false, tma: false }, 132, 233_472, 1024).1,
+            4
+        );
     }
 
     /// The static x' shift against the activations that come closest to the bound: all of sum(x²) in the element

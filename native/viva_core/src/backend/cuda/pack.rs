@@ -104,9 +104,50 @@ pub fn pack_fp8(w: &[f32], n: usize, k: usize, block: usize) -> Packed {
     Packed { bytes, scales: Some(scales), n, k, kp }
 }
 
+/// The scales of an FP8 matrix (`[n, kp / block]`, block 64 or 128) in the order the tensor-core GEMV's bulk-copy
+/// ring reads them (kernels/gemv.cu, v13): one record per piece (tile of 16 rows x 128 bytes of K, tile-major),
+/// for g in 0..8 the scales of rows g and g + 8 of the tile, both blocks of the piece for block 64
+/// (`[g][row g s0, row g s1, row g+8 s0, row g+8 s1]`, 128 bytes) or its one block for 128 (`[g][row g, row g+8]`,
+/// 64 bytes). Rows past `n` repeat row `n - 1`, as the kernel's weight rows do.
+pub fn pack_tc_scales(scales: &[f32], n: usize, kp: usize, block: usize) -> Vec<f32> {
+    let (nb, nps) = (kp / block, kp / 128);
+    let per = 128 / block; // scale blocks per piece
+    let tiles = n.div_ceil(16);
+    let mut out = Vec::with_capacity(tiles * nps * 16 * per);
+    for t in 0..tiles {
+        for pc in 0..nps {
+            for g in 0..8 {
+                for r in [t * 16 + g, t * 16 + g + 8] {
+                    let row = &scales[r.min(n - 1) * nb..][..nb];
+                    out.extend_from_slice(&row[pc * per..][..per]);
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tc_scales_follow_the_pieces_of_each_tile() {
+        // 20 rows (a partial second tile), kp 256: 2 pieces per tile; scale of (row, block) = 1000 row + block.
+        for block in [64usize, 128] {
+            let (n, kp) = (20usize, 256usize);
+            let nb = kp / block;
+            let s: Vec<f32> = (0..n * nb).map(|i| (1000 * (i / nb) + i % nb) as f32).collect();
+            let p = pack_tc_scales(&s, n, kp, block);
+            let per = 128 / block;
+            assert_eq!(p.len(), 2 * 2 * 16 * per);
+            // Tile 1, piece 1, g 3: rows 19 and 27 -> 19 (clamped); blocks 2, 3 (block 64) or 1 (128).
+            let rec = &p[((2 + 1) * 16 + 3 * 2) * per..][..2 * per];
+            let want: Vec<f32> =
+                [19, 19].iter().flat_map(|&r| (0..per).map(move |j| (1000 * r + per + j) as f32)).collect();
+            assert_eq!(rec, &want[..], "block {block}");
+        }
+    }
 
     #[test]
     fn e4m3_round_trips_every_code_and_rounds_to_nearest_even() {

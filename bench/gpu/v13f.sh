@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# v13f (docs/gpu.md): the tensor-core GEMV's ring filled through a tensor map, the weights by one TMA copy per piece and the scales by cp.async
+# (VIVA_TENSOR_TC_TMA=2), against the cp.async ring, same binary: tests/cuda.rs both ways, interleaved timings,
+# timelines with it. Inputs as run.sh.
+# VIVA_TENSOR_TC_TMA=2 (weights by tensor map, scales by cp.async) was removed after the call.
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+begin
+echo "== correctness with the TMA ring"
+VIVA_TENSOR_TC_TMA=2 VIVA_TENSOR_FIXTURES=$C/fixtures timeout 150 $C/cuda-tests --test-threads=1 --nocapture 2>&1 \
+  | tee "$OUT/cuda-tests-tma.log" | grep -E "vs |agreement|test result|panicked|FAILED|error"
+B="$C/viva-bench $CK --backend cuda --json $RES --weights fp8 --prefill-len 0 --api-steps 0"
+echo "== TinyLlama shape"
+run env $B --label tiny:cpasync
+run env VIVA_TENSOR_TC_TMA=2 $B --label tiny:tma2
+grep -q '"tiny:tma2"' $RES || { echo "tiny:tma left no row: TMA runs skipped"; summary; exit 1; }
+run env VIVA_TENSOR_TC_TMA=1 $B --label tiny:tma1
+run env $B --label tiny:cpasync
+run env VIVA_TENSOR_TC_TMA=2 $B --label tiny:tma2
+VIVA_TENSOR_TC_TMA=2 VIVA_TENSOR_TIMELINE_DUMP=$OUT/tl-tiny.bin run $B --label tiny:tma2-timeline --timeline 8 && gzip -f $OUT/tl-tiny.bin
+echo "== Llama-2-7B shape"
+wait $CKPID; tail -1 "$OUT/ckpt7.log" 2>/dev/null
+B7="$C/viva-bench $CK7 --backend cuda --weights fp8 --json $RES --new 128 --prefill-len 0 --api-steps 0"
+run7 env $B7 --label llama7b:cpasync
+run7 env VIVA_TENSOR_TC_TMA=2 $B7 --label llama7b:tma2
+run7 env VIVA_TENSOR_TC_TMA=1 $B7 --label llama7b:tma1
+run7 env $B7 --label llama7b:cpasync
+run7 env VIVA_TENSOR_TC_TMA=2 $B7 --label llama7b:tma2
+VIVA_TENSOR_TC_TMA=2 VIVA_TENSOR_TIMELINE_DUMP=$OUT/tl-7b.bin run7 $B7 --label llama7b:tma2-timeline --timeline 8 && gzip -f $OUT/tl-7b.bin
+rm -f $OUT/ckpt.log $OUT/ckpt7.log
+summary
