@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # v13e (docs/gpu.md): the tensor-core GEMV's ring filled through a tensor map, one TMA copy per piece
 # (VIVA_TENSOR_TC_TMA=1), against the cp.async ring, same binary: tests/cuda.rs both ways, interleaved timings,
-# timelines with it. Inputs as run.sh.
+# timelines with it. Inputs as run.sh. Calls c and f ran earlier forms of this script: c against the first TMA ring
+# (one 64-byte bulk copy per lane, since replaced), without the cap rows; f with VIVA_TENSOR_TC_TMA=2 (the weights by
+# the tensor map, the scales by cp.async; since removed) beside 1 (labels tma2 / tma1).
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 begin
 echo "== correctness with the TMA ring"
