@@ -263,7 +263,8 @@ struct Lin {
 }
 
 impl Lin {
-    /// `tc_block`: the FP8 block when the tensor-core GEMV reads bulk-copied scales (`Device::tc_tma`).
+    /// `tc_block`: the FP8 block when the tensor-core GEMV's ring is fed by the TMA unit (`Device::tc_tma`): the
+    /// weights then also get a tensor map and the scales a copy in piece order.
     fn upload(s: &Arc<CudaStream>, p: Packed, tc_block: Option<usize>) -> Result<Lin> {
         let sc_bytes = p.scales.as_ref().map_or(0, |v| v.len() * 4);
         let (s_tc, w, tmap) = match (&p.scales, tc_block) {
@@ -425,7 +426,7 @@ struct TcCfg {
 /// (K = 11008) needs two blocks' bytes in flight. With `tc.fit`, a ring is never longer than the most pieces a
 /// warp streams (at least 2 slots): the slots past them would never be filled, and the shared memory they
 /// reserve keeps the next kernel's early blocks off the SM (the Llama-2-7B o projection, 4 pieces a warp,
-/// beside the attention's blocks).
+/// beside the attention's blocks). Measured slower on an H100 (docs/gpu.md v13), so off by default.
 fn tc_shape(
     n: usize,
     kp: usize,
@@ -1018,8 +1019,11 @@ impl CudaModel {
             let mut head = self.gemv_head(l, x, norm);
             if self.dev.tc_tma {
                 // The kernel's TMA ring reads the weights through their tensor map and the scales in piece order.
-                head[0] = Arg::P(l.tmap.as_ref().map_or(0, |b| b.ptr));
-                head[1] = Arg::P(l.s_tc.as_ref().map_or(0, |b| b.ptr));
+                let (Some(m), Some(st)) = (&l.tmap, &l.s_tc) else {
+                    return Err(Error::Cuda("a matrix without the TMA ring's tensor map reached the TMA GEMV".into()));
+                };
+                head[0] = Arg::P(m.ptr);
+                head[1] = Arg::P(st.ptr);
             }
             let args = [
                 &head[..],
@@ -1760,8 +1764,11 @@ mod tests {
 
     /// H100 SXM: 132 SMs, 228 KB of shared memory per SM, 1 KB reserved per block.
     fn h100(n: usize, kp: usize, variant: Option<usize>) -> (u32, usize, usize) {
+        h100_with(n, kp, TcCfg { variant, bps: 2, fit: false, tma: false })
+    }
+    fn h100_with(n: usize, kp: usize, tc: TcCfg) -> (u32, usize, usize) {
         let bytes = n * kp + n * (kp / 128) * 4; // FP8 block 128: one f32 scale per 128 weights
-        tc_shape(n, kp, bytes, TcCfg { variant, bps: 2, fit: true, tma: false }, 132, 233_472, 1024)
+        tc_shape(n, kp, bytes, tc, 132, 233_472, 1024)
     }
 
     #[test]
@@ -1779,20 +1786,22 @@ mod tests {
     }
 
     #[test]
-    fn tc_shape_fits_the_ring_to_the_pieces_of_a_warp() {
+    fn tc_shape_fits_the_ring_to_the_pieces_of_a_warp_when_asked() {
+        let fit = TcCfg { variant: None, bps: 2, fit: true, tma: false };
         // Llama-2-7B o projection: 256 tiles of 32 pieces, one a block, 4 pieces a warp: a 4-slot ring.
-        assert_eq!(h100(4096, 4096, None), (256, 2, 8 * 4 * TC_SLOT + 4096 * 2 + 16 * 4));
+        assert_eq!(h100_with(4096, 4096, fit), (256, 2, 8 * 4 * TC_SLOT + 4096 * 2 + 16 * 4));
         // TinyLlama q/k/v and o: 2 pieces a warp, the shortest ring.
-        assert_eq!(h100(2560, 2048, None).1, 0);
-        assert_eq!(h100(2048, 2048, None).1, 0);
+        assert_eq!(h100_with(2560, 2048, fit).1, 0);
+        assert_eq!(h100_with(2048, 2048, fit).1, 0);
         // TinyLlama gate/up: 704 tiles over 264 blocks, at most 3 tiles of 16 pieces: 6 a warp.
-        assert_eq!(h100(11264, 2048, None).1, 4);
-        // Without the fit, 6 slots.
-        let bytes = 4096 * 4096 + 4096 * 32 * 4;
-        assert_eq!(
-            tc_shape(4096, 4096, bytes, TcCfg { variant: None, bps: 2, fit: false, tma: false }, 132, 233_472, 1024).1,
-            4
-        );
+        assert_eq!(h100_with(11264, 2048, fit).1, 4);
+        // Llama-2-7B down projection: 11 pieces a warp; the 5 slots that let two blocks share an SM stay.
+        assert_eq!(h100_with(4096, 11008, fit).1, 3);
+        // By default, 6 slots.
+        assert_eq!(h100(4096, 4096, None).1, 4);
+        // The TMA ring's mbarriers come first, padded to 128 bytes.
+        let tma = TcCfg { variant: None, bps: 2, fit: false, tma: true };
+        assert_eq!(h100_with(4096, 4096, tma).2, 384 + 8 * 6 * TC_SLOT + 4096 * 2 + 16 * 4);
     }
 
     /// The static x' shift against the activations that come closest to the bound: all of sum(x²) in the element
