@@ -40,6 +40,25 @@ extern "C" __global__ void grid_barrier_probe(unsigned* bar, int iters) {
   }
 }
 
+// Reduction probe (docs/gpu.md v13, what is next: the fused MLP's cost): every block adds its own `n` f32 values
+// (n a multiple of 4 * blockDim.x) into the one vector `out` with `red.global.add` — as v4 (sm_90+) when `v4`,
+// else one float at a time. `iters` rounds per launch; timed from the host with events.
+extern "C" __global__ void red_probe(float* __restrict__ out, int n, int v4, int iters) {
+  const float v = 1.0f + (float)blockIdx.x * 1e-3f;
+  for (int it = 0; it < iters; ++it) {
+    for (int i = 4 * threadIdx.x; i < n; i += 4 * blockDim.x) {
+#if __CUDA_ARCH__ >= 900
+      if (v4) {
+        asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(out + i), "f"(v), "f"(v), "f"(v), "f"(v)
+                     : "memory");
+        continue;
+      }
+#endif
+      for (int j = 0; j < 4; ++j) atomicAdd(out + i + j, v);
+    }
+  }
+}
+
 // out[t, :] = w * (x[t, :] * rsqrt(mean(x[t, :]²) + eps)), then bf16-rounded when a16. Grid T, 256 threads.
 extern "C" __global__ void rmsnorm_rows(const float* __restrict__ x, const float* __restrict__ w, int K, float eps,
                                         int a16, float* __restrict__ out) {

@@ -5,7 +5,8 @@
 //!            [--prompt-len 128] [--new 256] [--prefill-len 512] [--api-steps 32] [--agree N]
 //!            [--agree-prompt 16] [--label NAME] [--json FILE] [--profile] [--prefill-ab] [--timeline N]
 //! ```
-//! `viva-bench --barrier-probe` instead prints the cost of one grid-wide barrier on the CUDA device.
+//! `viva-bench --barrier-probe` instead prints the cost of one grid-wide barrier on the CUDA device;
+//! `--red-probe` the cost of every block of a GEMV-sized grid adding a hidden-size vector into one.
 //! Prints decode tok/s and ms/token (greedy, argmax on the device), the implied weight bandwidth
 //! (weight bytes streamed per token / time per token), the per-token time of the logits-returning
 //! `forward` API, and the prefill time of `--prefill-len` tokens. `--agree N` also loads the CPU f32
@@ -162,6 +163,25 @@ fn main() {
                 Ok(us) => println!("grid barrier: {bps} block(s) of 256 threads per SM: {us:.3} us per barrier"),
                 Err(e) => {
                     eprintln!("viva-bench: barrier probe: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        return;
+    }
+    // `viva-bench --red-probe`: cost of every block adding a hidden-size vector into one (docs/gpu.md, v13).
+    #[cfg(feature = "cuda")]
+    if std::env::args().any(|x| x == "--red-probe") {
+        for (bps, n, v4) in
+            [(2usize, 4096usize, true), (2, 4096, false), (1, 4096, true), (2, 2048, true), (2, 2048, false)]
+        {
+            match viva_core::backend::cuda::red_probe_us(bps, n, v4, 20) {
+                Ok(us) => println!(
+                    "reduction: {bps} block(s) per SM each adding {n} f32 into one vector ({}): {us:.3} us per round",
+                    if v4 { "red.global.add.v4.f32" } else { "atomicAdd" }
+                ),
+                Err(e) => {
+                    eprintln!("viva-bench: reduction probe: {e}");
                     std::process::exit(1);
                 }
             }

@@ -87,6 +87,7 @@ pub struct Kernels {
     pub rmsnorm: CudaFunction,
     pub argmax: CudaFunction,
     pub barrier_probe: CudaFunction,
+    pub red_probe: CudaFunction,
     /// [rows per warp 4, 8]
     pub gemv_bf16: [CudaFunction; 2],
     pub gemv_fp8: [CudaFunction; 2],
@@ -220,6 +221,7 @@ impl Device {
             rmsnorm: f("rmsnorm_rows")?,
             argmax: f("argmax_step")?,
             barrier_probe: f("grid_barrier_probe")?,
+            red_probe: f("red_probe")?,
             gemv_bf16: [f("gemv_bf16_r4")?, f("gemv_bf16_r8")?],
             gemv_fp8: [f("gemv_fp8_r4")?, f("gemv_fp8_r8")?],
             gemv_tc: [

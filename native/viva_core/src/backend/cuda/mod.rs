@@ -92,6 +92,38 @@ pub fn grid_barrier_us(blocks_per_sm: usize, iters: usize) -> Result<f64> {
     })
 }
 
+/// Cost (µs) of one round in which `blocks_per_sm` x SMs blocks of 256 threads each add `n` f32 values into one
+/// shared vector of `n` with `red.global.add` (`v4`: four floats per instruction, sm_90+), from the time of `iters`
+/// rounds in one kernel minus the time of one (kernels/misc.cu `red_probe`): what a fused MLP's reduction of
+/// every block's partial down projection into the residual would cost (docs/gpu.md v13).
+pub fn red_probe_us(blocks_per_sm: usize, n: usize, v4: bool, iters: usize) -> Result<f64> {
+    let d = device::device()?;
+    guard("CUDA reduction probe", || {
+        d.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
+        let s = d.ctx.new_stream().map_err(|e| drv("stream creation", e))?;
+        let blocks = (blocks_per_sm.clamp(1, 8) * d.sms) as u32;
+        let n = n.next_multiple_of(1024).max(1024);
+        let iters = iters.max(2);
+        let out = Buf::zeros(&s, n * 4)?;
+        let time = |k: usize| -> Result<f64> {
+            let ev = |_: ()| d.ctx.new_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT)).map_err(|e| drv("event", e));
+            let (a, b) = (ev(())?, ev(())?);
+            a.record(&s).map_err(|e| drv("event record", e))?;
+            let args = [Arg::P(out.ptr), Arg::I(n as i32), Arg::I(i32::from(v4)), Arg::I(k as i32)];
+            d.launch(&s, &d.k.red_probe, (blocks, 1, 1), 256, 0, &args)?;
+            b.record(&s).map_err(|e| drv("event record", e))?;
+            s.synchronize().map_err(|e| drv("reduction probe", e))?;
+            Ok(f64::from(a.elapsed_ms(&b).map_err(|e| drv("event timing", e))?) * 1e3)
+        };
+        time(iters)?; // warm-up
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            best = best.min((time(iters)? - time(1)?) / (iters - 1) as f64);
+        }
+        Ok(best)
+    })
+}
+
 /// The tensor map through which the tensor-core GEMV's TMA ring (kernels/gemv.cu, v13) copies one piece (16 rows
 /// x 128 bytes of K) of an `n` x `kp` FP8 matrix at `ptr` per instruction: a 4D view (64 bytes; row % 8 at
 /// stride kp; 64-byte segment at stride 64; row / 8 at stride 8 kp) whose 64 x 8 x 2 x 2 box lands as the slot's
