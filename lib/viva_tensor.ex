@@ -50,6 +50,7 @@ defmodule VivaTensor do
           | {:temperature, number()}
           | {:top_k, non_neg_integer() | :infinity}
           | {:top_p, number()}
+          | {:min_p, number()}
           | {:seed, integer()}
           | {:stop_on_eos, boolean()}
           | {:stop, [String.t()]}
@@ -133,6 +134,8 @@ defmodule VivaTensor do
     * `:temperature` - 0.0 is greedy (argmax) [0.0].
     * `:top_k` - keep the k most likely tokens; `0` or `:infinity` keeps all [`:infinity`].
     * `:top_p` - nucleus sampling, in (0, 1] [1.0].
+    * `:min_p` - after the nucleus, keep only tokens at least this fraction as likely as the
+      most likely one, in [0, 1]; 0 is off [0.0].
     * `:seed` - the sampler's seed; same seed, same tokens [42].
     * `:stop_on_eos` - stop at the model's EOS token [true].
     * `:stop` - stop sequences; the text is cut right before the first one [`[]`].

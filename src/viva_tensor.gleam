@@ -64,6 +64,10 @@ pub type GenerateOption {
   /// Feed these token ids to the model as they are (no BOS is added), instead
   /// of tokenizing the prompt text.
   PromptIds(List(Int))
+  /// Min-p sampling: after the nucleus (`top_p`), keep only the tokens at
+  /// least this fraction as likely as the most likely one (in [0.0, 1.0];
+  /// 0.0 is off). No effect at temperature 0.0.
+  MinP(Float)
 }
 
 /// Why generation ended.

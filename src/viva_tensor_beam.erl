@@ -135,7 +135,7 @@ forward_logits({viva_tensor_beam, Model, _Tok}, Ids) ->
 %% Jobs
 
 %% @doc Starts a generation worker. `Opts' (already validated by the core)
-%% holds `max_new_tokens, temperature, top_k, top_p, seed, stop_on_eos, stop';
+%% holds `max_new_tokens, temperature, top_k, top_p, min_p, seed, stop_on_eos, stop';
 %% missing keys take the documented defaults. Messages go to `Caller', tagged
 %% with `Ref'.
 -spec start_job(handle(), [non_neg_integer()], map(), pid(), reference()) -> {ok, pid()}.
@@ -183,7 +183,8 @@ job({viva_tensor_beam, Model, Tok}, PromptIds, Opts, Caller, Ref) ->
              max_pos = maps:get(max_position_embeddings, Cfg),
              sampler = #{temperature => maps:get(temperature, Opts, 0.0),
                          top_k => maps:get(top_k, Opts, 0),
-                         top_p => maps:get(top_p, Opts, 1.0)},
+                         top_p => maps:get(top_p, Opts, 1.0),
+                         min_p => maps:get(min_p, Opts, 0.0)},
              eos = case StopOnEos of
                        true -> maps:get(eos_token_ids, Cfg);
                        false -> []

@@ -14,6 +14,9 @@
 %%  <li>nucleus: the shortest prefix whose running sum (left to right) is
 %%      `>= top_p' (all when rounding never reaches it);
 %%      `Zp = sum p_i' over that prefix, left to right.</li>
+%%  <li>min-p: that prefix's leading run with `p_i >= min_p * p_first' (all
+%%      when `min_p' is 0); when it cuts, `Zp' is summed again over the run,
+%%      left to right.</li>
 %%  <li>`u = (next_u32() bsr 8) / 2^24' (one PCG32 draw); walking the prefix
 %%      with `c += p_i / Zp', the first `i' with `c > u' wins, else the last.</li>
 %% </ol>
@@ -31,7 +34,8 @@
 
 %% @doc Picks one token id (0-based) from `Logits'. `Opts' holds
 %% `temperature' (number >= 0, default 0.0), `top_k' (integer >= 0, 0 = no
-%% limit, default 0) and `top_p' (in (0, 1], default 1.0). `Rng' is a
+%% limit, default 0), `top_p' (in (0, 1], default 1.0) and `min_p' (in [0, 1],
+%% default 0.0: off). `Rng' is a
 %% {@link viva_tensor_beam_pcg32} state; it is returned unchanged when no draw
 %% happens (temperature 0).
 -spec sample([float()] | tuple(), map(), viva_tensor_beam_pcg32:state()) ->
@@ -46,8 +50,9 @@ sample(Logits, Opts, Rng) when is_list(Logits), Logits =/= [] ->
         false ->
             TopK = maps:get(top_k, Opts, 0),
             TopP = maps:get(top_p, Opts, 1.0),
+            MinP = maps:get(min_p, Opts, 0.0),
             try scaled(Logits, T, 0, []) of
-                Scaled -> draw(Scaled, TopK, TopP, Rng)
+                Scaled -> draw(Scaled, TopK, TopP, MinP, Rng)
             catch
                 error:badarith -> {argmax(Logits), Rng}
             end
@@ -79,7 +84,7 @@ scaled([X | Rest], T, I, Acc) ->
 scaled([], _T, _I, Acc) ->
     Acc.
 
-draw(Keyed, TopK, TopP, Rng0) ->
+draw(Keyed, TopK, TopP, MinP, Rng0) ->
     Sorted = lists:sort(Keyed),
     Kept =
         case TopK of
@@ -90,7 +95,8 @@ draw(Keyed, TopK, TopP, Rng0) ->
     Es = [{I, math:exp(L - M)} || {_, I, L} <- Kept],
     Z = sum_left(Es, 0.0),
     Ps = [{I, E / Z} || {I, E} <- Es],
-    {Prefix, Zp} = nucleus(Ps, TopP, 0.0, []),
+    {Nucleus, Zn} = nucleus(Ps, TopP, 0.0, []),
+    {Prefix, Zp} = min_p(Nucleus, Zn, MinP),
     {U, Rng} = viva_tensor_beam_pcg32:uniform(Rng0),
     {walk(Prefix, Zp, U, 0.0), Rng}.
 
@@ -107,6 +113,17 @@ nucleus([{_, P} = C | Rest], TopP, Cum0, Acc) ->
     end;
 nucleus([], _TopP, Cum, Acc) ->
     {lists:reverse(Acc), Cum}.
+
+%% The nucleus's leading run at or above MinP times its first (largest)
+%% probability, and its sum: the nucleus's own sum when nothing is cut.
+min_p(Nucleus, Zn, MinP) when MinP == 0 ->
+    {Nucleus, Zn};
+min_p([{_, P0} | _] = Nucleus, Zn, MinP) ->
+    Floor = MinP * P0,
+    case lists:takewhile(fun({_, P}) -> P >= Floor end, Nucleus) of
+        Nucleus -> {Nucleus, Zn};
+        Run -> {Run, sum_left(Run, 0.0)}
+    end.
 
 walk([{I, _}], _Zp, _U, _C) ->
     I;

@@ -1,7 +1,7 @@
 %% The command-line front end shared by `mix viva_tensor.generate` and the Gleam CLI module.
 %%
 %%   MODEL PROMPT [--prompt-ids 1,2,3] [--stop STR]... [--max-new-tokens N] [--temperature T]
-%%   [--top-k K] [--top-p P] [--seed S] [--backend B] [--weights W] [--json] [--no-stop-on-eos]
+%%   [--top-k K] [--top-p P] [--min-p P] [--seed S] [--backend B] [--weights W] [--json] [--no-stop-on-eos]
 %%
 %% main/1 returns the exit status instead of halting: 0 on success, 1 when loading or
 %% generating fails, 2 for bad arguments (flags, values, or options the core rejects).
@@ -22,6 +22,7 @@
     "  --temperature T       0 is greedy (default 0)\n"
     "  --top-k K             keep the K most likely tokens; 0 keeps all (default 0)\n"
     "  --top-p P             nucleus sampling, 0 < P <= 1 (default 1)\n"
+    "  --min-p P             keep tokens at least P times as likely as the top one (default 0: off)\n"
     "  --seed S              sampler seed (default 42)\n"
     "  --backend B           auto | cpu | cuda | beam (default auto)\n"
     "  --weights W           auto | f32 | bf16 | fp8 (default auto)\n"
@@ -32,7 +33,7 @@
 ).
 
 -define(VALUED, [<<"prompt-ids">>, <<"stop">>, <<"max-new-tokens">>, <<"temperature">>, <<"top-k">>,
-                 <<"top-p">>, <<"seed">>, <<"backend">>, <<"weights">>]).
+                 <<"top-p">>, <<"min-p">>, <<"seed">>, <<"backend">>, <<"weights">>]).
 
 -record(cli, {
     positional = [] :: [binary()],
@@ -109,6 +110,8 @@ flag(<<"top-k">>, V, Cli = #cli{gen = G}) ->
     Cli#cli{gen = G#{top_k => integer(<<"--top-k">>, V)}};
 flag(<<"top-p">>, V, Cli = #cli{gen = G}) ->
     Cli#cli{gen = G#{top_p => number(<<"--top-p">>, V)}};
+flag(<<"min-p">>, V, Cli = #cli{gen = G}) ->
+    Cli#cli{gen = G#{min_p => number(<<"--min-p">>, V)}};
 flag(<<"seed">>, V, Cli = #cli{gen = G}) ->
     Cli#cli{gen = G#{seed => integer(<<"--seed">>, V)}};
 flag(<<"backend">>, V, Cli = #cli{load = L}) ->

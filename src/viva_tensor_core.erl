@@ -279,7 +279,7 @@ check_prompt(#{vocab_size := Vocab, max_position_embeddings := Ctx}, Ids) ->
 
 %%% ---------------------------------------------------------------- options
 
--define(GEN_DEFAULTS, #{max_new_tokens => 64, temperature => 0.0, top_k => 0, top_p => 1.0,
+-define(GEN_DEFAULTS, #{max_new_tokens => 64, temperature => 0.0, top_k => 0, top_p => 1.0, min_p => 0.0,
                         seed => 42, stop_on_eos => true, stop => [], prompt_ids => undefined}).
 
 %% @doc Validates generation options and fills in defaults; errors are `{invalid_option, Msg}'.
@@ -309,6 +309,8 @@ norm_opt(top_k, K) when is_integer(K), K >= 0 -> {ok, K};
 norm_opt(top_k, K) -> invalid("top_k must be an integer >= 0 (0 = no limit) or infinity, got ~p", [K]);
 norm_opt(top_p, P) when is_number(P), P > 0, P =< 1 -> {ok, float(P)};
 norm_opt(top_p, P) -> invalid("top_p must be in (0, 1], got ~p", [P]);
+norm_opt(min_p, P) when is_number(P), P >= 0, P =< 1 -> {ok, float(P)};
+norm_opt(min_p, P) -> invalid("min_p must be in [0, 1], got ~p", [P]);
 norm_opt(seed, S) when is_integer(S) -> {ok, S band ?U64};
 norm_opt(seed, S) -> invalid("seed must be an integer, got ~p", [S]);
 norm_opt(stop_on_eos, B) when is_boolean(B) -> {ok, B};

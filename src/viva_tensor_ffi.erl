@@ -116,7 +116,9 @@ opts_map({generate_opts, MaxNew, Temperature, TopK, TopP, Seed, StopOnEos}, Extr
     lists:foldl(fun({stop_sequences, Stops}, Acc) ->
                         Acc#{stop => maps:get(stop, Acc, []) ++ Stops};
                    ({prompt_ids, Ids}, Acc) ->
-                        Acc#{prompt_ids => Ids}
+                        Acc#{prompt_ids => Ids};
+                   ({min_p, P}, Acc) ->
+                        Acc#{min_p => P}
                 end, Base, Extra).
 
 to_generate_result(#{text := Text, tokens := Tokens, prompt_tokens := PromptTokens,

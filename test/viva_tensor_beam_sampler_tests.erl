@@ -81,6 +81,23 @@ top_p_hand_worked_test() ->
     ?assertEqual({1, 0}, {A, B}),
     ?assertMatch({0, _}, ?S:sample(Logits, Opts#{top_p => 0.5}, ?PCG:new(0))).
 
+%% logits [ln 4, ln 2, 0, 0], T = 1: p = [0.5, 0.25, 0.125, 0.125]
+%%   min_p = 0.3: floor 0.15 -> run [#0, #1], Zp = 0.75; c walks 0.666667, 1.0
+%%   seed 0: u1 = 0.906794 -> #1; u2 = 0.478497 -> #0 (as top_p 0.7 above)
+%%   min_p = 0.25: floor 0.125 keeps all four (>=): u1 = 0.906794 walks
+%%   0.5, 0.75, 0.875, 1.0 -> #3
+%%   min_p = 1: floor 0.5 -> [#0] whatever u, still one draw
+min_p_hand_worked_test() ->
+    Logits = [math:log(4.0), math:log(2.0), 0.0, 0.0],
+    Opts = #{temperature => 1.0, top_k => 0, top_p => 1.0, min_p => 0.3},
+    {A, R1} = ?S:sample(Logits, Opts, ?PCG:new(0)),
+    {B, _} = ?S:sample(Logits, Opts, R1),
+    ?assertEqual({1, 0}, {A, B}),
+    ?assertMatch({3, _}, ?S:sample(Logits, Opts#{min_p => 0.25}, ?PCG:new(0))),
+    R0 = ?PCG:new(0),
+    {_, Next} = ?PCG:next_u32(R0),
+    ?assertEqual({0, Next}, ?S:sample(Logits, Opts#{min_p => 1.0}, R0)).
+
 %% [2.0, 2.0]: p = [0.5, 0.5] exactly; top_p 0.5 is reached by the first
 %% candidate (>=, not >), so #0 even for u = 0.906794; with top_p 0.6 both are
 %% kept and u = 0.906794 picks #1.

@@ -29,12 +29,13 @@ check_stream(Seed, U32s, Us) ->
 sampler_draws_test_() ->
     #{<<"sampler_logits">> := Logits, <<"sampler_draws">> := Draws} = vectors(),
     Floats = [float(L) || L <- Logits],
-    [{iolist_to_binary(io_lib:format("seed ~s T ~p k ~p p ~p", [S, T, K, P])),
+    [{iolist_to_binary(io_lib:format("seed ~s T ~p k ~p p ~p min_p ~p", [S, T, K, P, maps:get(<<"min_p">>, D, 0)])),
       fun() ->
-          Opts = #{temperature => float(T), top_k => K, top_p => float(P)},
+          Opts = #{temperature => float(T), top_k => K, top_p => float(P),
+                   min_p => float(maps:get(<<"min_p">>, D, 0.0))},
           {Got, _} = lists:mapfoldl(fun(_, R) -> viva_tensor_beam_sampler:sample(Floats, Opts, R) end,
                                     viva_tensor_beam_pcg32:new(binary_to_integer(S)), Tokens),
           ?assertEqual(Tokens, Got)
       end}
      || #{<<"seed">> := S, <<"temperature">> := T, <<"top_k">> := K, <<"top_p">> := P,
-          <<"tokens">> := Tokens} <- Draws].
+          <<"tokens">> := Tokens} = D <- Draws].

@@ -288,6 +288,26 @@ defmodule VivaTensorTest do
       assert r.tokens == c["greedy_new_ids"]
     end
 
+    test "min_p 1.0 samples the argmax (HF greedy); a small min_p changes the draws", %{stories: model} do
+      [c | _] = @stories["cases"]
+      opts = [top_k: 0, top_p: 1.0, seed: 3, max_new_tokens: 64] ++ @sample
+      {:ok, r} = VivaTensor.generate(model, c["prompt"], [min_p: 1.0] ++ opts)
+      assert r.tokens == c["greedy_new_ids"]
+
+      # Seeds 1..5 at min_p 0.2 against plain sampling: the cut tail changes some draws.
+      runs =
+        for seed <- 1..5 do
+          {:ok, a} = VivaTensor.generate(model, "The cat", [seed: seed, max_new_tokens: 24] ++ @sample)
+
+          {:ok, b} =
+            VivaTensor.generate(model, "The cat", [seed: seed, max_new_tokens: 24, min_p: 0.2] ++ @sample)
+
+          a.tokens == b.tokens
+        end
+
+      assert Enum.any?(runs, &(!&1))
+    end
+
     test "top_k: :infinity is top_k: 0 (no limit)", %{stories: model} do
       {:ok, a} = VivaTensor.generate(model, "The cat", [top_k: :infinity, seed: 11] ++ @sample)
       {:ok, b} = VivaTensor.generate(model, "The cat", [top_k: 0, seed: 11] ++ @sample)

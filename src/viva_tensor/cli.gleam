@@ -3,7 +3,7 @@
 //// ```sh
 //// erl -noshell -pa EBIN -eval 'viva_tensor@cli:main(), halt().' \
 ////   -extra MODEL PROMPT [--max-new-tokens N] [--temperature T] [--top-k K] \
-////   [--top-p P] [--seed S] [--stop STR]... [--prompt-ids 1,2,3] \
+////   [--top-p P] [--min-p P] [--seed S] [--stop STR]... [--prompt-ids 1,2,3] \
 ////   [--backend B] [--weights W] [--json]
 //// ```
 ////

@@ -69,7 +69,7 @@ defmodule VivaTensor.CLITest do
     end
 
     test "sampling flags are passed through (same seed, same tokens as the API)" do
-      args = ["--temperature", "0.8", "--top-k", "40", "--top-p", "0.9", "--seed", "7"]
+      args = ["--temperature", "0.8", "--top-k", "40", "--top-p", "0.9", "--min-p", "0.05", "--seed", "7"]
       {0, out, _} = cli([@stories, "The cat", "--json", "--max-new-tokens", "20"] ++ args ++ @f32)
       model = load_f32!(@stories)
 
@@ -79,6 +79,7 @@ defmodule VivaTensor.CLITest do
           temperature: 0.8,
           top_k: 40,
           top_p: 0.9,
+          min_p: 0.05,
           seed: 7
         )
 

@@ -179,6 +179,12 @@ defmodule VivaTensor.ErrorsTest do
       assert assert_error(VivaTensor.generate(m, "Hi", top_p: 0.0), :invalid_option) =~ "top_p"
     end
 
+    test "min_p -0.1 and 1.5 are :invalid_option", %{model: m} do
+      for p <- [-0.1, 1.5, :high] do
+        assert assert_error(VivaTensor.generate(m, "Hi", min_p: p), :invalid_option) =~ "min_p"
+      end
+    end
+
     test "top_p 1.5 is :invalid_option", %{model: m} do
       assert assert_error(VivaTensor.generate(m, "Hi", top_p: 1.5), :invalid_option) =~ "top_p"
     end

@@ -52,6 +52,13 @@ pub fn invalid_options_test() {
     t.InvalidOption,
     "empty prompt ids",
   )
+  test_support.each([-0.5, 1.5], fn(p) {
+    expect_error(
+      t.generate_with(model, "Hello", base, [t.MinP(p)]),
+      t.InvalidOption,
+      "min_p",
+    )
+  })
 }
 
 // stories260k's context is 512 positions.

@@ -88,3 +88,18 @@ pub fn same_seed_same_tokens_across_backends_test() {
     }
   }
 }
+
+// Min-p 1.0 keeps only the most likely token, so sampling at temperature 1.0
+// gives HF's greedy continuation; min_p 0.0 is plain sampling (the same tokens
+// as without the option).
+pub fn min_p_one_is_greedy_test() {
+  let assert [first, ..] = reference_cases("stories260k")
+  let model = load("stories260k")
+  let opts = t.GenerateOpts(..sampling(77), max_new_tokens: 32, top_k: t.TopKInfinity, top_p: 1.0)
+  let assert Ok(result) = t.generate_with(model, first.prompt, opts, [t.MinP(1.0)])
+  expect_equal(result.tokens, take(first.greedy_new_ids, 32), "tokens")
+  let assert Ok(plain) = t.generate(model, first.prompt, opts)
+  let assert Ok(off) = t.generate_with(model, first.prompt, opts, [t.MinP(0.0)])
+  expect_equal(off.tokens, plain.tokens, "min_p 0.0 against no min_p")
+}
+

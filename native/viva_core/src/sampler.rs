@@ -15,11 +15,14 @@ pub struct SamplerOpts {
     /// 0 = no limit.
     pub top_k: usize,
     pub top_p: f64,
+    /// Min-p: after the nucleus, keep only the tokens whose probability is at least `min_p` times the most
+    /// likely one's. 0 = off.
+    pub min_p: f64,
 }
 
 impl SamplerOpts {
     pub fn greedy() -> SamplerOpts {
-        SamplerOpts { temperature: 0.0, top_k: 0, top_p: 1.0 }
+        SamplerOpts { temperature: 0.0, top_k: 0, top_p: 1.0, min_p: 0.0 }
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -28,6 +31,9 @@ impl SamplerOpts {
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(Error::InvalidOption(format!("top_p must be in (0, 1], got {}", self.top_p)));
+        }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return Err(Error::InvalidOption(format!("min_p must be in [0, 1], got {}", self.min_p)));
         }
         Ok(())
     }
@@ -85,6 +91,10 @@ pub fn sample(logits: &[f32], opts: &SamplerOpts, rng: &mut Pcg32) -> u32 {
             break;
         }
     }
+    // Min-p: the leading run of the nucleus at or above min_p x the largest probability (never empty: p[0] is
+    // the largest and min_p <= 1).
+    let floor = opts.min_p * p[0];
+    let keep = p[..keep].iter().take_while(|&&pi| pi >= floor).count();
     let zp: f64 = p[..keep].iter().fold(0.0, |acc, x| acc + x);
     let u = uniform(rng);
     let mut c = 0.0;
@@ -126,7 +136,7 @@ mod tests {
     fn hand_worked_top_k_top_p() {
         // logits [1, 2, 0.5, 2], T = 1, top_k = 2 → candidates (2, id 1), (2, id 3): p = 0.5, 0.5.
         // top_p 1 keeps both. u < 0.5 → id 1, u ≥ 0.5 → id 3.
-        let opts = SamplerOpts { temperature: 1.0, top_k: 2, top_p: 1.0 };
+        let opts = SamplerOpts { temperature: 1.0, top_k: 2, top_p: 1.0, min_p: 0.0 };
         for seed in 0..20u64 {
             let u = uniform(&mut rng(seed));
             let want = if u < 0.5 { 1 } else { 3 };
@@ -135,14 +145,14 @@ mod tests {
         // logits [ln 0.6, ln 0.3, ln 0.1] (T = 1): p = .6, .3, .1. top_p = 0.8 keeps {0, 1},
         // renormalised to 2/3, 1/3. u < 2/3 → 0, else 1; id 2 is never drawn.
         let l = [0.6f64.ln() as f32, 0.3f64.ln() as f32, 0.1f64.ln() as f32];
-        let opts = SamplerOpts { temperature: 1.0, top_k: 0, top_p: 0.8 };
+        let opts = SamplerOpts { temperature: 1.0, top_k: 0, top_p: 0.8, min_p: 0.0 };
         for seed in 0..50u64 {
             let u = uniform(&mut rng(seed));
             let want = if u < 2.0 / 3.0 { 0 } else { 1 };
             assert_eq!(sample(&l, &opts, &mut rng(seed)), want, "seed {seed}, u {u}");
         }
         // Temperature 2 on logits [0, ln 4]: scaled [0, ln 2] → p = 1/3, 2/3; sorted: id 1 first.
-        let opts = SamplerOpts { temperature: 2.0, top_k: 0, top_p: 1.0 };
+        let opts = SamplerOpts { temperature: 2.0, top_k: 0, top_p: 1.0, min_p: 0.0 };
         for seed in 0..50u64 {
             let u = uniform(&mut rng(seed));
             let want = if u < 2.0 / 3.0 { 1 } else { 0 };
@@ -151,9 +161,41 @@ mod tests {
     }
 
     #[test]
+    fn hand_worked_min_p() {
+        // logits [ln 0.5, ln 0.3, ln 0.15, ln 0.05] (T = 1): p = .5, .3, .15, .05. min_p 0.25 keeps p >= 0.125:
+        // {0, 1, 2}, renormalised to .5/.95, .3/.95, .15/.95. u < 10/19 → 0, < 16/19 → 1, else 2; id 3 never.
+        let l = [0.5f64.ln() as f32, 0.3f64.ln() as f32, 0.15f64.ln() as f32, 0.05f64.ln() as f32];
+        let opts = SamplerOpts { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.25 };
+        let mut seen = [0usize; 4];
+        for seed in 0..200u64 {
+            let u = uniform(&mut rng(seed));
+            let want = if u < 10.0 / 19.0 {
+                0
+            } else if u < 16.0 / 19.0 {
+                1
+            } else {
+                2
+            };
+            let got = sample(&l, &opts, &mut rng(seed));
+            assert_eq!(got, want, "seed {seed}, u {u}");
+            seen[got as usize] += 1;
+        }
+        assert!(seen[2] > 0 && seen[3] == 0, "{seen:?}");
+        // min_p 1 keeps only the most likely token, and one draw is still made.
+        let mut r = rng(3);
+        assert_eq!(sample(&l, &SamplerOpts { min_p: 1.0, ..opts.clone() }, &mut r), 0);
+        assert_ne!(r.next_u32(), rng(3).next_u32());
+        // After the nucleus: top_p 0.7 keeps {0, 1} first, then min_p 0.7 (floor .35) keeps {0}.
+        let opts = SamplerOpts { temperature: 1.0, top_k: 0, top_p: 0.7, min_p: 0.7 };
+        for seed in 0..20u64 {
+            assert_eq!(sample(&l, &opts, &mut rng(seed)), 0);
+        }
+    }
+
+    #[test]
     fn seeded_draws_are_reproducible_and_seed_dependent() {
         let logits: Vec<f32> = (0..100).map(|i| ((i * 37 % 17) as f32) * 0.1).collect();
-        let opts = SamplerOpts { temperature: 1.0, top_k: 0, top_p: 1.0 };
+        let opts = SamplerOpts { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.0 };
         let run = |seed| {
             let mut r = rng(seed);
             (0..32).map(|_| sample(&logits, &opts, &mut r)).collect::<Vec<_>>()
@@ -164,11 +206,15 @@ mod tests {
 
     #[test]
     fn validation_names_the_option() {
-        let bad = SamplerOpts { temperature: -1.0, top_k: 0, top_p: 1.0 };
+        let bad = SamplerOpts { temperature: -1.0, top_k: 0, top_p: 1.0, min_p: 0.0 };
         assert!(bad.validate().unwrap_err().to_string().contains("temperature"));
         for p in [0.0, 1.5, f64::NAN] {
-            let bad = SamplerOpts { temperature: 1.0, top_k: 0, top_p: p };
+            let bad = SamplerOpts { temperature: 1.0, top_k: 0, top_p: p, min_p: 0.0 };
             assert_eq!(bad.validate().unwrap_err().kind(), "invalid_option");
+        }
+        for m in [-0.1, 1.5, f64::NAN] {
+            let bad = SamplerOpts { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: m };
+            assert!(bad.validate().unwrap_err().to_string().contains("min_p"));
         }
     }
 }

@@ -22,14 +22,26 @@ fn vectors() -> Value {
         .collect();
     // A fixed logit vector and several sampler settings: the tokens drawn for 16 steps.
     let logits: Vec<f32> = (0..64).map(|i| (((i * 37 + 11) % 29) as f32 - 14.0) * 0.25).collect();
-    let settings = [(1.0, 0, 1.0), (0.7, 0, 0.9), (1.3, 8, 1.0), (0.5, 5, 0.8), (2.0, 0, 0.5)];
+    let settings = [
+        (1.0, 0, 1.0, 0.0),
+        (0.7, 0, 0.9, 0.0),
+        (1.3, 8, 1.0, 0.0),
+        (0.5, 5, 0.8, 0.0),
+        (2.0, 0, 0.5, 0.0),
+        (1.0, 0, 1.0, 0.1),
+        (1.5, 12, 0.95, 0.35),
+    ];
     let mut draws: Vec<Value> = Vec::new();
-    for &(t, k, p) in &settings {
+    for &(t, k, p, m) in &settings {
         for &s in &seeds {
-            let opts = SamplerOpts { temperature: t, top_k: k, top_p: p };
+            let opts = SamplerOpts { temperature: t, top_k: k, top_p: p, min_p: m };
             let mut r = rng(s);
             let ids: Vec<u32> = (0..16).map(|_| sample(&logits, &opts, &mut r)).collect();
-            draws.push(json!({"seed": s.to_string(), "temperature": t, "top_k": k, "top_p": p, "tokens": ids}));
+            let mut d = json!({"seed": s.to_string(), "temperature": t, "top_k": k, "top_p": p, "tokens": ids});
+            if m > 0.0 {
+                d["min_p"] = json!(m);
+            }
+            draws.push(d);
         }
     }
     json!({"generated_by": "native/viva_core/tests/pcg32_vectors.rs", "stream": 0xa02bdbf7bb3c0a7u64.to_string(),

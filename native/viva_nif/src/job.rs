@@ -30,6 +30,7 @@ struct GenOptsTerm {
     temperature: f64,
     top_k: u64,
     top_p: f64,
+    min_p: f64,
     seed: u64,
     stop_on_eos: bool,
     stop: Vec<String>,
@@ -47,7 +48,12 @@ fn generate_start<'a>(
 ) -> NifResult<ResourceArc<JobResource>> {
     let opts = GenOpts {
         max_new_tokens: opts.max_new_tokens as usize,
-        sampler: SamplerOpts { temperature: opts.temperature, top_k: opts.top_k as usize, top_p: opts.top_p },
+        sampler: SamplerOpts {
+            temperature: opts.temperature,
+            top_k: opts.top_k as usize,
+            top_p: opts.top_p,
+            min_p: opts.min_p,
+        },
         seed: opts.seed,
         stop_on_eos: opts.stop_on_eos,
         stop: opts.stop,
