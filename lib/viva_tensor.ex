@@ -51,6 +51,9 @@ defmodule VivaTensor do
           | {:top_k, non_neg_integer() | :infinity}
           | {:top_p, number()}
           | {:min_p, number()}
+          | {:repetition_penalty, number()}
+          | {:presence_penalty, number()}
+          | {:frequency_penalty, number()}
           | {:seed, integer()}
           | {:stop_on_eos, boolean()}
           | {:stop, [String.t()]}
@@ -136,6 +139,12 @@ defmodule VivaTensor do
     * `:top_p` - nucleus sampling, in (0, 1] [1.0].
     * `:min_p` - after the nucleus, keep only tokens at least this fraction as likely as the
       most likely one, in [0, 1]; 0 is off [0.0].
+    * `:repetition_penalty` - Hugging Face's: the logit of every id already in the prompt or
+      the output is divided by it when positive, multiplied when negative; > 0 [1.0: off].
+    * `:presence_penalty` - subtracted from the logit of every id generated at least once,
+      in [-2, 2] [0.0].
+    * `:frequency_penalty` - subtracted, times the id's count in the output, in [-2, 2] [0.0].
+      The penalties apply to greedy decoding too (on CUDA it then reads the logits on the host).
     * `:seed` - the sampler's seed; same seed, same tokens [42].
     * `:stop_on_eos` - stop at the model's EOS token [true].
     * `:stop` - stop sequences; the text is cut right before the first one [`[]`].

@@ -68,6 +68,16 @@ pub type GenerateOption {
   /// least this fraction as likely as the most likely one (in [0.0, 1.0];
   /// 0.0 is off). No effect at temperature 0.0.
   MinP(Float)
+  /// Hugging Face's repetition penalty: the logit of every id already in the
+  /// prompt or the output is divided by it when positive, multiplied by it
+  /// when negative (> 0.0; 1.0 is off). Applies to greedy decoding too.
+  RepetitionPenalty(Float)
+  /// Subtracted from the logit of every id generated at least once (in
+  /// [-2.0, 2.0]; 0.0 is off).
+  PresencePenalty(Float)
+  /// Subtracted, times the number of times it was generated, from every id's
+  /// logit (in [-2.0, 2.0]; 0.0 is off).
+  FrequencyPenalty(Float)
 }
 
 /// Why generation ended.

@@ -135,7 +135,8 @@ forward_logits({viva_tensor_beam, Model, _Tok}, Ids) ->
 %% Jobs
 
 %% @doc Starts a generation worker. `Opts' (already validated by the core)
-%% holds `max_new_tokens, temperature, top_k, top_p, min_p, seed, stop_on_eos, stop';
+%% holds `max_new_tokens, temperature, top_k, top_p, min_p, repetition_penalty,
+%% presence_penalty, frequency_penalty, seed, stop_on_eos, stop';
 %% missing keys take the documented defaults. Messages go to `Caller', tagged
 %% with `Ref'.
 -spec start_job(handle(), [non_neg_integer()], map(), pid(), reference()) -> {ok, pid()}.
@@ -160,6 +161,9 @@ cancel(Pid) when is_pid(Pid) ->
     max_new :: non_neg_integer(),
     max_pos :: pos_integer(),
     sampler :: map(),
+    pen :: map() | off,                        % penalties, off when all are off
+    seen = #{} :: map(),                       % id => true: prompt and generated (with penalties)
+    counts = #{} :: map(),                     % id => times generated (with penalties)
     eos :: [non_neg_integer()],
     stops :: [binary()],
     max_stop :: non_neg_integer(),
@@ -185,6 +189,8 @@ job({viva_tensor_beam, Model, Tok}, PromptIds, Opts, Caller, Ref) ->
                          top_k => maps:get(top_k, Opts, 0),
                          top_p => maps:get(top_p, Opts, 1.0),
                          min_p => maps:get(min_p, Opts, 0.0)},
+             pen = penalties(Opts),
+             seen = maps:from_list([{I, true} || I <- PromptIds]),
              eos = case StopOnEos of
                        true -> maps:get(eos_token_ids, Cfg);
                        false -> []
@@ -208,6 +214,23 @@ job({viva_tensor_beam, Model, Tok}, PromptIds, Opts, Caller, Ref) ->
         {done, Stats} -> Caller ! {viva_tensor, Ref, {done, Stats}}
     end.
 
+penalties(Opts) ->
+    Pen = #{repetition => maps:get(repetition_penalty, Opts, 1.0),
+            presence => maps:get(presence_penalty, Opts, 0.0),
+            frequency => maps:get(frequency_penalty, Opts, 0.0)},
+    case Pen of
+        #{repetition := R, presence := P, frequency := F} when R == 1, P == 0, F == 0 -> off;
+        _ -> Pen
+    end.
+
+penalized(#gen{pen = off}, Logits) -> Logits;
+penalized(#gen{pen = Pen, seen = Seen, counts = Counts}, Logits) ->
+    viva_tensor_beam_sampler:penalize(Logits, Pen, Seen, Counts).
+
+history(#gen{pen = off} = G, _Id) -> G;
+history(#gen{seen = Seen, counts = Counts} = G, Id) ->
+    G#gen{seen = Seen#{Id => true}, counts = Counts#{Id => maps:get(Id, Counts, 0) + 1}}.
+
 generate(#gen{prompt = []}, _Rng) ->
     {error, {invalid_option, <<"prompt_ids is empty">>}};
 generate(#gen{max_new = 0} = G, _Rng) ->
@@ -227,8 +250,8 @@ loop(#gen{mref = MRef} = G0, Logits, Cache, Rng0) ->
         ?CANCEL -> finish(G0, cancelled);
         {'DOWN', MRef, process, _, _} -> caller_down
     after 0 ->
-        {Id, Rng} = viva_tensor_beam_sampler:sample(Logits, G0#gen.sampler, Rng0),
-        G = G0#gen{tokens = [Id | G0#gen.tokens], n = G0#gen.n + 1},
+        {Id, Rng} = viva_tensor_beam_sampler:sample(penalized(G0, Logits), G0#gen.sampler, Rng0),
+        G = history(G0#gen{tokens = [Id | G0#gen.tokens], n = G0#gen.n + 1}, Id),
         case lists:member(Id, G#gen.eos) of
             true ->
                 send(G, {token, Id, <<>>}),

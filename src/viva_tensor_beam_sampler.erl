@@ -30,7 +30,7 @@
 %% to argmax; the Rust engine would compute with infinities there.
 -module(viva_tensor_beam_sampler).
 
--export([sample/3, argmax/1]).
+-export([sample/3, argmax/1, penalize/4]).
 
 %% @doc Picks one token id (0-based) from `Logits'. `Opts' holds
 %% `temperature' (number >= 0, default 0.0), `top_k' (integer >= 0, 0 = no
@@ -57,6 +57,39 @@ sample(Logits, Opts, Rng) when is_list(Logits), Logits =/= [] ->
                 error:badarith -> {argmax(Logits), Rng}
             end
     end.
+
+%% @doc The logits after the repetition, presence and frequency penalties
+%% (`Pen' = `#{repetition, presence, frequency}'), as the Rust engine's
+%% `sampler::penalize' computes them, for {@link sample/3}. `Seen' holds (as
+%% keys) the ids in the prompt or generated so far, `Counts' how many times
+%% each id was generated. Per id, in this order: for a seen id, `l / r' if
+%% `l >= 0', else `l * r' (only when `r' is not 1); `l - presence' if its count
+%% is above 0 (only when presence is not 0); `l - frequency * count' (only when
+%% frequency is not 0 and the count is above 0).
+-spec penalize([float()] | tuple(), map(), map(), map()) -> [float()].
+penalize(Logits, Pen, Seen, Counts) when is_tuple(Logits) ->
+    penalize(tuple_to_list(Logits), Pen, Seen, Counts);
+penalize(Logits, #{repetition := R, presence := P, frequency := F}, Seen, Counts) ->
+    pen(Logits, 0, R, P, F, Seen, Counts, []).
+
+pen([L0 | Rest], I, R, P, F, Seen, Counts, Acc) ->
+    L1 = case R /= 1 andalso maps:is_key(I, Seen) of
+             true when L0 < 0 -> L0 * R;
+             true -> L0 / R;
+             false -> L0
+         end,
+    C = maps:get(I, Counts, 0),
+    L2 = case P /= 0 andalso C > 0 of
+             true -> L1 - P;
+             false -> L1
+         end,
+    L3 = case F /= 0 andalso C > 0 of
+             true -> L2 - F * C;
+             false -> L2
+         end,
+    pen(Rest, I + 1, R, P, F, Seen, Counts, [L3 | Acc]);
+pen([], _I, _R, _P, _F, _Seen, _Counts, Acc) ->
+    lists:reverse(Acc).
 
 %% @doc Index (0-based) of the largest value; the lowest index wins ties.
 -spec argmax([number()] | tuple()) -> non_neg_integer().

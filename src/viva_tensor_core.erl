@@ -280,6 +280,7 @@ check_prompt(#{vocab_size := Vocab, max_position_embeddings := Ctx}, Ids) ->
 %%% ---------------------------------------------------------------- options
 
 -define(GEN_DEFAULTS, #{max_new_tokens => 64, temperature => 0.0, top_k => 0, top_p => 1.0, min_p => 0.0,
+                        repetition_penalty => 1.0, presence_penalty => 0.0, frequency_penalty => 0.0,
                         seed => 42, stop_on_eos => true, stop => [], prompt_ids => undefined}).
 
 %% @doc Validates generation options and fills in defaults; errors are `{invalid_option, Msg}'.
@@ -311,6 +312,12 @@ norm_opt(top_p, P) when is_number(P), P > 0, P =< 1 -> {ok, float(P)};
 norm_opt(top_p, P) -> invalid("top_p must be in (0, 1], got ~p", [P]);
 norm_opt(min_p, P) when is_number(P), P >= 0, P =< 1 -> {ok, float(P)};
 norm_opt(min_p, P) -> invalid("min_p must be in [0, 1], got ~p", [P]);
+norm_opt(repetition_penalty, R) when is_number(R), R > 0 -> {ok, float(R)};
+norm_opt(repetition_penalty, R) -> invalid("repetition_penalty must be > 0, got ~p", [R]);
+norm_opt(K, P) when (K =:= presence_penalty orelse K =:= frequency_penalty), is_number(P), P >= -2, P =< 2 ->
+    {ok, float(P)};
+norm_opt(K, P) when K =:= presence_penalty; K =:= frequency_penalty ->
+    invalid("~p must be in [-2, 2], got ~p", [K, P]);
 norm_opt(seed, S) when is_integer(S) -> {ok, S band ?U64};
 norm_opt(seed, S) -> invalid("seed must be an integer, got ~p", [S]);
 norm_opt(stop_on_eos, B) when is_boolean(B) -> {ok, B};

@@ -118,7 +118,13 @@ opts_map({generate_opts, MaxNew, Temperature, TopK, TopP, Seed, StopOnEos}, Extr
                    ({prompt_ids, Ids}, Acc) ->
                         Acc#{prompt_ids => Ids};
                    ({min_p, P}, Acc) ->
-                        Acc#{min_p => P}
+                        Acc#{min_p => P};
+                   ({repetition_penalty, P}, Acc) ->
+                        Acc#{repetition_penalty => P};
+                   ({presence_penalty, P}, Acc) ->
+                        Acc#{presence_penalty => P};
+                   ({frequency_penalty, P}, Acc) ->
+                        Acc#{frequency_penalty => P}
                 end, Base, Extra).
 
 to_generate_result(#{text := Text, tokens := Tokens, prompt_tokens := PromptTokens,

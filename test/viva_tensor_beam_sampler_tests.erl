@@ -98,6 +98,19 @@ min_p_hand_worked_test() ->
     {_, Next} = ?PCG:next_u32(R0),
     ?assertEqual({0, Next}, ?S:sample(Logits, Opts#{min_p => 1.0}, R0)).
 
+%% Prompt {0}; generated: #3 twice, #1 once. r 2, presence 0.5, frequency 0.25:
+%%   #0: 2 / 2 = 1; #1: -1 * 2 - 0.5 - 0.25 = -2.75; #2 (unseen): 0.5;
+%%   #3: 3 / 2 - 0.5 - 0.5 = 0.5. Greedy then picks #0 (without them, #3).
+penalize_hand_worked_test() ->
+    Pen = #{repetition => 2.0, presence => 0.5, frequency => 0.25},
+    Seen = #{0 => true, 1 => true, 3 => true},
+    Counts = #{1 => 1, 3 => 2},
+    Pl = ?S:penalize([2.0, -1.0, 0.5, 3.0], Pen, Seen, Counts),
+    ?assertEqual([1.0, -2.75, 0.5, 0.5], Pl),
+    ?assertEqual(0, ?S:argmax(Pl)),
+    Off = #{repetition => 1.0, presence => 0.0, frequency => 0.0},
+    ?assertEqual([2.0, -1.0, 0.5, 3.0], ?S:penalize({2.0, -1.0, 0.5, 3.0}, Off, Seen, Counts)).
+
 %% [2.0, 2.0]: p = [0.5, 0.5] exactly; top_p 0.5 is reached by the first
 %% candidate (>=, not >), so #0 even for u = 0.906794; with top_p 0.6 both are
 %% kept and u = 0.906794 picks #1.

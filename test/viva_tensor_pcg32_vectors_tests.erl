@@ -39,3 +39,25 @@ sampler_draws_test_() ->
       end}
      || #{<<"seed">> := S, <<"temperature">> := T, <<"top_k">> := K, <<"top_p">> := P,
           <<"tokens">> := Tokens} = D <- Draws].
+
+%% Penalised generation: each of 16 draws after the penalties of the history so far (the prompt,
+%% then every id drawn), as the beam backend's generate loop keeps it.
+penalised_draws_test_() ->
+    #{<<"sampler_logits">> := Logits, <<"penalty_prompt">> := Prompt, <<"penalised_draws">> := Draws} = vectors(),
+    Floats = [float(L) || L <- Logits],
+    [{iolist_to_binary(io_lib:format("seed ~s T ~p rep ~p pres ~p freq ~p", [S, T, Rep, Pres, Freq])),
+      fun() ->
+          Opts = #{temperature => float(T), top_k => K, top_p => float(P), min_p => float(M)},
+          Pen = #{repetition => float(Rep), presence => float(Pres), frequency => float(Freq)},
+          Seen0 = maps:from_list([{I, true} || I <- Prompt]),
+          {Got, _} = lists:mapfoldl(
+                       fun(_, {R, Seen, Counts}) ->
+                               Pl = viva_tensor_beam_sampler:penalize(Floats, Pen, Seen, Counts),
+                               {Id, R1} = viva_tensor_beam_sampler:sample(Pl, Opts, R),
+                               {Id, {R1, Seen#{Id => true}, Counts#{Id => maps:get(Id, Counts, 0) + 1}}}
+                       end, {viva_tensor_beam_pcg32:new(binary_to_integer(S)), Seen0, #{}}, Tokens),
+          ?assertEqual(Tokens, Got)
+      end}
+     || #{<<"seed">> := S, <<"temperature">> := T, <<"top_k">> := K, <<"top_p">> := P, <<"min_p">> := M,
+          <<"repetition_penalty">> := Rep, <<"presence_penalty">> := Pres, <<"frequency_penalty">> := Freq,
+          <<"tokens">> := Tokens} <- Draws].

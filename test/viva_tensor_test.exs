@@ -308,6 +308,24 @@ defmodule VivaTensorTest do
       assert Enum.any?(runs, &(!&1))
     end
 
+    test "penalties at their off values keep HF's greedy tokens; on, they cut repeats", %{stories: model} do
+      [c | _] = @stories["cases"]
+      greedy = [max_new_tokens: 64, stop_on_eos: false]
+      off = [repetition_penalty: 1.0, presence_penalty: 0.0, frequency_penalty: 0.0]
+      {:ok, r} = VivaTensor.generate(model, c["prompt"], off ++ greedy)
+      assert r.tokens == c["greedy_new_ids"]
+
+      repeats = fn ids -> length(ids) - length(Enum.uniq(ids)) end
+      plain = repeats.(c["greedy_new_ids"])
+      assert plain > 0
+
+      for on <- [[presence_penalty: 2.0], [frequency_penalty: 2.0], [repetition_penalty: 3.0]] do
+        {:ok, p} = VivaTensor.generate(model, c["prompt"], on ++ greedy)
+        assert length(p.tokens) == 64
+        assert repeats.(p.tokens) < plain, "#{inspect(on)}: #{repeats.(p.tokens)} repeats, greedy #{plain}"
+      end
+    end
+
     test "top_k: :infinity is top_k: 0 (no limit)", %{stories: model} do
       {:ok, a} = VivaTensor.generate(model, "The cat", [top_k: :infinity, seed: 11] ++ @sample)
       {:ok, b} = VivaTensor.generate(model, "The cat", [top_k: 0, seed: 11] ++ @sample)

@@ -185,6 +185,12 @@ defmodule VivaTensor.ErrorsTest do
       end
     end
 
+    test "penalties out of range are :invalid_option naming them", %{model: m} do
+      for {k, v} <- [repetition_penalty: 0, repetition_penalty: -1.0, presence_penalty: 2.5, frequency_penalty: -3] do
+        assert assert_error(VivaTensor.generate(m, "Hi", [{k, v}]), :invalid_option) =~ Atom.to_string(k)
+      end
+    end
+
     test "top_p 1.5 is :invalid_option", %{model: m} do
       assert assert_error(VivaTensor.generate(m, "Hi", top_p: 1.5), :invalid_option) =~ "top_p"
     end

@@ -52,13 +52,23 @@ pub fn invalid_options_test() {
     t.InvalidOption,
     "empty prompt ids",
   )
-  test_support.each([-0.5, 1.5], fn(p) {
-    expect_error(
-      t.generate_with(model, "Hello", base, [t.MinP(p)]),
-      t.InvalidOption,
-      "min_p",
-    )
-  })
+  test_support.each(
+    [
+      #("min_p -0.5", t.MinP(-0.5)),
+      #("min_p 1.5", t.MinP(1.5)),
+      #("repetition_penalty 0.0", t.RepetitionPenalty(0.0)),
+      #("presence_penalty 2.5", t.PresencePenalty(2.5)),
+      #("frequency_penalty -3.0", t.FrequencyPenalty(-3.0)),
+    ],
+    fn(pair) {
+      let #(what, option) = pair
+      expect_error(
+        t.generate_with(model, "Hello", base, [option]),
+        t.InvalidOption,
+        what,
+      )
+    },
+  )
 }
 
 // stories260k's context is 512 positions.

@@ -103,3 +103,23 @@ pub fn min_p_one_is_greedy_test() {
   expect_equal(off.tokens, plain.tokens, "min_p 0.0 against no min_p")
 }
 
+
+// The penalties at their off values keep HF's greedy tokens; a presence
+// penalty of 2.0 repeats fewer ids than plain greedy decoding does.
+pub fn penalties_test() {
+  let assert [first, ..] = reference_cases("stories260k")
+  let model = load("stories260k")
+  let greedy =
+    t.GenerateOpts(..sampling(1), temperature: 0.0, max_new_tokens: 64)
+  let assert Ok(off) =
+    t.generate_with(model, first.prompt, greedy, [
+      t.RepetitionPenalty(1.0),
+      t.PresencePenalty(0.0),
+      t.FrequencyPenalty(0.0),
+    ])
+  expect_equal(off.tokens, take(first.greedy_new_ids, 64), "tokens")
+  let repeats = fn(ids) { length(ids) - length(unique(ids)) }
+  let assert Ok(on) =
+    t.generate_with(model, first.prompt, greedy, [t.PresencePenalty(2.0)])
+  let assert True = repeats(on.tokens) < repeats(first.greedy_new_ids)
+}

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{KvCache, Model};
-use crate::sampler::{self, SamplerOpts};
+use crate::sampler::{self, Penalties, SamplerOpts};
 use crate::tokenizer::Detokenizer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -13,6 +13,8 @@ use std::time::Instant;
 pub struct GenOpts {
     pub max_new_tokens: usize,
     pub sampler: SamplerOpts,
+    /// Applied to the logits before the sampler (with any of them on, CUDA greedy decoding takes the host loop).
+    pub penalties: Penalties,
     pub seed: u64,
     pub stop_on_eos: bool,
     pub stop: Vec<String>,
@@ -20,13 +22,21 @@ pub struct GenOpts {
 
 impl Default for GenOpts {
     fn default() -> Self {
-        GenOpts { max_new_tokens: 64, sampler: SamplerOpts::greedy(), seed: 42, stop_on_eos: true, stop: vec![] }
+        GenOpts {
+            max_new_tokens: 64,
+            sampler: SamplerOpts::greedy(),
+            penalties: Penalties::default(),
+            seed: 42,
+            stop_on_eos: true,
+            stop: vec![],
+        }
     }
 }
 
 impl GenOpts {
     pub fn validate(&self) -> Result<()> {
         self.sampler.validate()?;
+        self.penalties.validate()?;
         if self.stop.iter().any(String::is_empty) {
             return Err(Error::InvalidOption("stop sequences must not be empty strings".into()));
         }
@@ -160,7 +170,8 @@ pub fn generate(
         }
         Ok(tokens.len() < opts.max_new_tokens && cache_len < max_pos)
     };
-    let on_device_greedy = opts.sampler.temperature == 0.0 && model.backend_name() == "cuda";
+    let penalized = opts.penalties.active();
+    let on_device_greedy = opts.sampler.temperature == 0.0 && !penalized && model.backend_name() == "cuda";
     if on_device_greedy {
         // The engine's greedy loop (argmax on the device, the host one step ahead): the same tokens
         // and the same stopping rules as the loop below, without a logits copy per token.
@@ -186,12 +197,34 @@ pub fn generate(
             }
         }
     } else {
+        // The penalties' history, sized by the logits: ids in the prompt or generated, and how often each was
+        // generated.
+        let mut hist: Option<(Vec<bool>, Vec<u32>)> = None;
         while let Some(l) = logits.take() {
             if cancel.load(Ordering::Relaxed) {
                 finish = FinishReason::Cancelled;
                 break;
             }
-            let id = sampler::sample(&l, &opts.sampler, &mut rng);
+            let id = if penalized {
+                let (seen, counts) = hist.get_or_insert_with(|| {
+                    let mut seen = vec![false; l.len()];
+                    for &id in prompt_ids {
+                        if let Some(s) = seen.get_mut(id as usize) {
+                            *s = true;
+                        }
+                    }
+                    (seen, vec![0u32; l.len()])
+                });
+                let id =
+                    sampler::sample_f64(&sampler::penalize(&l, &opts.penalties, seen, counts), &opts.sampler, &mut rng);
+                if let (Some(s), Some(c)) = (seen.get_mut(id as usize), counts.get_mut(id as usize)) {
+                    *s = true;
+                    *c += 1;
+                }
+                id
+            } else {
+                sampler::sample(&l, &opts.sampler, &mut rng)
+            };
             if accept(id, cache.len())? {
                 logits = Some(model.forward(&mut cache, &[id])?);
             }

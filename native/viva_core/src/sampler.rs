@@ -39,6 +39,69 @@ impl SamplerOpts {
     }
 }
 
+/// Repetition, presence and frequency penalties (DESIGN.md generation options; validated by
+/// [`Penalties::validate`]). All off by default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Penalties {
+    /// Hugging Face's `repetition_penalty`: the logit of every id already in the prompt or the generated tokens is
+    /// divided by it when positive, multiplied by it when negative. 1 = off; must be > 0.
+    pub repetition: f64,
+    /// Subtracted from the logit of every id generated at least once. 0 = off; in [-2, 2].
+    pub presence: f64,
+    /// Subtracted, times the number of times it was generated, from every id's logit. 0 = off; in [-2, 2].
+    pub frequency: f64,
+}
+
+impl Default for Penalties {
+    fn default() -> Self {
+        Penalties { repetition: 1.0, presence: 0.0, frequency: 0.0 }
+    }
+}
+
+impl Penalties {
+    pub fn active(&self) -> bool {
+        self.repetition != 1.0 || self.presence != 0.0 || self.frequency != 0.0
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !(self.repetition.is_finite() && self.repetition > 0.0) {
+            return Err(Error::InvalidOption(format!("repetition_penalty must be > 0, got {}", self.repetition)));
+        }
+        for (name, v) in [("presence_penalty", self.presence), ("frequency_penalty", self.frequency)] {
+            if !(-2.0..=2.0).contains(&v) {
+                return Err(Error::InvalidOption(format!("{name} must be in [-2, 2], got {v}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The logits after the penalties, in f64, for [`sample_f64`]: `seen[i]` is whether id i is in the prompt or
+/// was generated, `counts[i]` how many times it was generated. Per id, in this order: the repetition penalty
+/// (`l / r` if `l >= 0`, else `l * r`) for seen ids, then `l -= presence` if `counts[i] > 0`, then
+/// `l -= frequency * counts[i]`. Each step runs only when its penalty is not off, so that the Erlang sampler can
+/// repeat the same operations.
+pub fn penalize(logits: &[f32], p: &Penalties, seen: &[bool], counts: &[u32]) -> Vec<f64> {
+    logits
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let mut l = x as f64;
+            if p.repetition != 1.0 && seen[i] {
+                l = if l < 0.0 { l * p.repetition } else { l / p.repetition };
+            }
+            let c = counts[i];
+            if p.presence != 0.0 && c > 0 {
+                l -= p.presence;
+            }
+            if p.frequency != 0.0 && c > 0 {
+                l -= p.frequency * c as f64;
+            }
+            l
+        })
+        .collect()
+}
+
 /// The seeded RNG of one generation: `Pcg32::new(seed, PCG_STREAM)`.
 pub fn rng(seed: u64) -> Pcg32 {
     Pcg32::new(seed, PCG_STREAM)
@@ -65,10 +128,31 @@ pub fn sample(logits: &[f32], opts: &SamplerOpts, rng: &mut Pcg32) -> u32 {
     if opts.temperature == 0.0 || logits.is_empty() {
         return argmax(logits);
     }
+    draw(logits.iter().map(|&l| l as f64), opts, rng)
+}
+
+/// [`sample`] on f64 logits (after [`penalize`]); the same result for f32 logits widened to f64.
+pub fn sample_f64(logits: &[f64], opts: &SamplerOpts, rng: &mut Pcg32) -> u32 {
+    if logits.is_empty() {
+        return 0;
+    }
+    if opts.temperature == 0.0 {
+        let mut best = 0usize;
+        for (i, &x) in logits.iter().enumerate() {
+            if x > logits[best] {
+                best = i;
+            }
+        }
+        return best as u32;
+    }
+    draw(logits.iter().copied(), opts, rng)
+}
+
+fn draw(logits: impl Iterator<Item = f64>, opts: &SamplerOpts, rng: &mut Pcg32) -> u32 {
     let t = opts.temperature;
     // Scaled logits, sorted descending, ties to the lower index.
     // `+ 0.0` turns -0.0 into +0.0 so that `total_cmp` treats them as the tie they are.
-    let mut cand: Vec<(f64, u32)> = logits.iter().enumerate().map(|(i, &l)| (l as f64 / t + 0.0, i as u32)).collect();
+    let mut cand: Vec<(f64, u32)> = logits.enumerate().map(|(i, l)| (l / t + 0.0, i as u32)).collect();
     let k = if opts.top_k == 0 { cand.len() } else { opts.top_k.min(cand.len()) };
     let by_desc = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
     if k < cand.len() {
@@ -190,6 +274,45 @@ mod tests {
         for seed in 0..20u64 {
             assert_eq!(sample(&l, &opts, &mut rng(seed)), 0);
         }
+    }
+
+    #[test]
+    fn hand_worked_penalties() {
+        // Prompt {0}; generated: id 3 twice, id 1 once. r 2, presence 0.5, frequency 0.25:
+        // id 0: 2 / 2 = 1; id 1: -1 * 2 - 0.5 - 0.25 = -2.75; id 2 (unseen): 0.5; id 3: 3 / 2 - 0.5 - 0.5 = 0.5.
+        let (seen, counts) = ([true, true, false, true], [0u32, 1, 0, 2]);
+        let p = Penalties { repetition: 2.0, presence: 0.5, frequency: 0.25 };
+        let l = [2.0f32, -1.0, 0.5, 3.0];
+        assert_eq!(penalize(&l, &p, &seen, &counts), vec![1.0, -2.75, 0.5, 0.5]);
+        // Greedy after the penalties picks id 0 (without them, 3).
+        let greedy = SamplerOpts::greedy();
+        assert_eq!(sample_f64(&penalize(&l, &p, &seen, &counts), &greedy, &mut rng(0)), 0);
+        assert_eq!(sample(&l, &greedy, &mut rng(0)), 3);
+        // Off, the logits are only widened; sample_f64 then draws as sample does.
+        let off = Penalties::default();
+        assert!(!off.active());
+        assert_eq!(penalize(&l, &off, &seen, &counts), vec![2.0, -1.0, 0.5, 3.0]);
+        let opts = SamplerOpts { temperature: 0.9, top_k: 3, top_p: 0.95, min_p: 0.05 };
+        for seed in 0..50u64 {
+            assert_eq!(
+                sample_f64(&penalize(&l, &off, &seen, &counts), &opts, &mut rng(seed)),
+                sample(&l, &opts, &mut rng(seed))
+            );
+        }
+    }
+
+    #[test]
+    fn penalty_validation_names_the_option() {
+        for (p, name) in [
+            (Penalties { repetition: 0.0, ..Penalties::default() }, "repetition_penalty"),
+            (Penalties { repetition: f64::INFINITY, ..Penalties::default() }, "repetition_penalty"),
+            (Penalties { presence: 2.5, ..Penalties::default() }, "presence_penalty"),
+            (Penalties { frequency: -3.0, ..Penalties::default() }, "frequency_penalty"),
+            (Penalties { frequency: f64::NAN, ..Penalties::default() }, "frequency_penalty"),
+        ] {
+            assert!(p.validate().unwrap_err().to_string().contains(name), "{p:?}");
+        }
+        assert!(Penalties { repetition: 1.3, presence: -2.0, frequency: 2.0 }.validate().is_ok());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use rand_core::RngCore;
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use viva_core::sampler::{rng, sample, uniform, SamplerOpts};
+use viva_core::sampler::{penalize, rng, sample, sample_f64, uniform, Penalties, SamplerOpts};
 
 fn vectors() -> Value {
     let seeds: [u64; 6] = [0, 1, 42, 1234567890123, 1 << 63, u64::MAX];
@@ -44,8 +44,38 @@ fn vectors() -> Value {
             draws.push(d);
         }
     }
+    // Penalised generation on the same logits: 16 steps, each drawn after the penalties of the history so far
+    // (the prompt, and every id drawn before), as the generate loops do.
+    let prompt: [u32; 5] = [3, 17, 17, 40, 63];
+    let psettings = [
+        (0.0, 0, 1.0, 0.0, 1.3, 0.0, 0.0),
+        (0.0, 0, 1.0, 0.0, 1.0, 0.4, 0.3),
+        (0.8, 0, 0.95, 0.0, 1.2, 0.5, 0.1),
+        (1.1, 10, 1.0, 0.05, 0.8, -0.5, 0.2),
+    ];
+    let mut pdraws: Vec<Value> = Vec::new();
+    for &(t, k, p, m, rep, pres, freq) in &psettings {
+        for &s in &seeds[..3] {
+            let opts = SamplerOpts { temperature: t, top_k: k, top_p: p, min_p: m };
+            let pen = Penalties { repetition: rep, presence: pres, frequency: freq };
+            let (mut seen, mut counts) = (vec![false; logits.len()], vec![0u32; logits.len()]);
+            prompt.iter().for_each(|&i| seen[i as usize] = true);
+            let mut r = rng(s);
+            let ids: Vec<u32> = (0..16)
+                .map(|_| {
+                    let id = sample_f64(&penalize(&logits, &pen, &seen, &counts), &opts, &mut r);
+                    seen[id as usize] = true;
+                    counts[id as usize] += 1;
+                    id
+                })
+                .collect();
+            pdraws.push(json!({"seed": s.to_string(), "temperature": t, "top_k": k, "top_p": p, "min_p": m,
+                "repetition_penalty": rep, "presence_penalty": pres, "frequency_penalty": freq, "tokens": ids}));
+        }
+    }
     json!({"generated_by": "native/viva_core/tests/pcg32_vectors.rs", "stream": 0xa02bdbf7bb3c0a7u64.to_string(),
-           "streams": streams, "sampler_logits": logits, "sampler_draws": draws})
+           "streams": streams, "sampler_logits": logits, "sampler_draws": draws,
+           "penalty_prompt": prompt, "penalised_draws": pdraws})
 }
 
 #[test]

@@ -9,7 +9,7 @@ use crate::model::ModelResource;
 use rustler::{Atom, Encoder, Env, LocalPid, Monitor, NifMap, OwnedEnv, ResourceArc, Term};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use viva_core::sampler::SamplerOpts;
+use viva_core::sampler::{Penalties, SamplerOpts};
 use viva_core::{Error, GenOpts, GenStats};
 
 pub struct JobResource {
@@ -31,6 +31,9 @@ struct GenOptsTerm {
     top_k: u64,
     top_p: f64,
     min_p: f64,
+    repetition_penalty: f64,
+    presence_penalty: f64,
+    frequency_penalty: f64,
     seed: u64,
     stop_on_eos: bool,
     stop: Vec<String>,
@@ -53,6 +56,11 @@ fn generate_start<'a>(
             top_k: opts.top_k as usize,
             top_p: opts.top_p,
             min_p: opts.min_p,
+        },
+        penalties: Penalties {
+            repetition: opts.repetition_penalty,
+            presence: opts.presence_penalty,
+            frequency: opts.frequency_penalty,
         },
         seed: opts.seed,
         stop_on_eos: opts.stop_on_eos,
