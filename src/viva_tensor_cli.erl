@@ -1,7 +1,8 @@
 %% The command-line front end shared by `mix viva_tensor.generate` and the Gleam CLI module.
 %%
 %%   MODEL PROMPT [--prompt-ids 1,2,3] [--stop STR]... [--max-new-tokens N] [--temperature T]
-%%   [--top-k K] [--top-p P] [--min-p P] [--seed S] [--backend B] [--weights W] [--json] [--no-stop-on-eos]
+%%   [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R] [--presence-penalty P]
+%%   [--frequency-penalty F] [--seed S] [--backend B] [--weights W] [--json] [--no-stop-on-eos]
 %%
 %% main/1 returns the exit status instead of halting: 0 on success, 1 when loading or
 %% generating fails, 2 for bad arguments (flags, values, or options the core rejects).
@@ -23,6 +24,9 @@
     "  --top-k K             keep the K most likely tokens; 0 keeps all (default 0)\n"
     "  --top-p P             nucleus sampling, 0 < P <= 1 (default 1)\n"
     "  --min-p P             keep tokens at least P times as likely as the top one (default 0: off)\n"
+    "  --repetition-penalty R  HF's repetition penalty on prompt and output ids, R > 0 (default 1: off)\n"
+    "  --presence-penalty P  subtracted from generated ids' logits, -2 <= P <= 2 (default 0)\n"
+    "  --frequency-penalty F subtracted per generation of an id, -2 <= F <= 2 (default 0)\n"
     "  --seed S              sampler seed (default 42)\n"
     "  --backend B           auto | cpu | cuda | beam (default auto)\n"
     "  --weights W           auto | f32 | bf16 | fp8 (default auto)\n"
@@ -33,7 +37,8 @@
 ).
 
 -define(VALUED, [<<"prompt-ids">>, <<"stop">>, <<"max-new-tokens">>, <<"temperature">>, <<"top-k">>,
-                 <<"top-p">>, <<"min-p">>, <<"seed">>, <<"backend">>, <<"weights">>]).
+                 <<"top-p">>, <<"min-p">>, <<"repetition-penalty">>, <<"presence-penalty">>,
+                 <<"frequency-penalty">>, <<"seed">>, <<"backend">>, <<"weights">>]).
 
 -record(cli, {
     positional = [] :: [binary()],
@@ -112,6 +117,12 @@ flag(<<"top-p">>, V, Cli = #cli{gen = G}) ->
     Cli#cli{gen = G#{top_p => number(<<"--top-p">>, V)}};
 flag(<<"min-p">>, V, Cli = #cli{gen = G}) ->
     Cli#cli{gen = G#{min_p => number(<<"--min-p">>, V)}};
+flag(<<"repetition-penalty">>, V, Cli = #cli{gen = G}) ->
+    Cli#cli{gen = G#{repetition_penalty => number(<<"--repetition-penalty">>, V)}};
+flag(<<"presence-penalty">>, V, Cli = #cli{gen = G}) ->
+    Cli#cli{gen = G#{presence_penalty => number(<<"--presence-penalty">>, V)}};
+flag(<<"frequency-penalty">>, V, Cli = #cli{gen = G}) ->
+    Cli#cli{gen = G#{frequency_penalty => number(<<"--frequency-penalty">>, V)}};
 flag(<<"seed">>, V, Cli = #cli{gen = G}) ->
     Cli#cli{gen = G#{seed => integer(<<"--seed">>, V)}};
 flag(<<"backend">>, V, Cli = #cli{load = L}) ->

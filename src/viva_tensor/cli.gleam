@@ -3,7 +3,8 @@
 //// ```sh
 //// erl -noshell -pa EBIN -eval 'viva_tensor@cli:main(), halt().' \
 ////   -extra MODEL PROMPT [--max-new-tokens N] [--temperature T] [--top-k K] \
-////   [--top-p P] [--min-p P] [--seed S] [--stop STR]... [--prompt-ids 1,2,3] \
+////   [--top-p P] [--min-p P] [--repetition-penalty R] [--presence-penalty P] \
+////   [--frequency-penalty F] [--seed S] [--stop STR]... [--prompt-ids 1,2,3] \
 ////   [--backend B] [--weights W] [--json]
 //// ```
 ////

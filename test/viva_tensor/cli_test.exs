@@ -69,7 +69,10 @@ defmodule VivaTensor.CLITest do
     end
 
     test "sampling flags are passed through (same seed, same tokens as the API)" do
-      args = ["--temperature", "0.8", "--top-k", "40", "--top-p", "0.9", "--min-p", "0.05", "--seed", "7"]
+      args =
+        ["--temperature", "0.8", "--top-k", "40", "--top-p", "0.9", "--min-p", "0.05", "--seed", "7"] ++
+          ["--repetition-penalty", "1.2", "--presence-penalty", "0.3", "--frequency-penalty", "-0.2"]
+
       {0, out, _} = cli([@stories, "The cat", "--json", "--max-new-tokens", "20"] ++ args ++ @f32)
       model = load_f32!(@stories)
 
@@ -80,6 +83,9 @@ defmodule VivaTensor.CLITest do
           top_k: 40,
           top_p: 0.9,
           min_p: 0.05,
+          repetition_penalty: 1.2,
+          presence_penalty: 0.3,
+          frequency_penalty: -0.2,
           seed: 7
         )
 

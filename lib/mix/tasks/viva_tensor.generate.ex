@@ -21,6 +21,8 @@ defmodule Mix.Tasks.VivaTensor.Generate do
     * `--top-k K` - keep the K most likely tokens, 0 keeps all (default 0)
     * `--top-p P` - nucleus sampling, 0 < P <= 1 (default 1)
     * `--min-p P` - keep tokens at least P times as likely as the top one, 0 <= P <= 1 (default 0: off)
+    * `--repetition-penalty R`, `--presence-penalty P`, `--frequency-penalty F` - the penalties of
+      `VivaTensor.generate/3` (defaults 1, 0, 0: off)
     * `--seed S` - sampler seed (default 42)
     * `--backend B` - `auto`, `cpu`, `cuda` or `beam` (default `auto`, or the
       `VIVA_TENSOR_BACKEND` environment variable)
