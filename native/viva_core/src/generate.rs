@@ -197,30 +197,17 @@ pub fn generate(
             }
         }
     } else {
-        // The penalties' history, sized by the logits: ids in the prompt or generated, and how often each was
-        // generated.
-        let mut hist: Option<(Vec<bool>, Vec<u32>)> = None;
+        // The penalties' history, sized by the logits.
+        let mut hist: Option<sampler::History> = None;
         while let Some(l) = logits.take() {
             if cancel.load(Ordering::Relaxed) {
                 finish = FinishReason::Cancelled;
                 break;
             }
             let id = if penalized {
-                let (seen, counts) = hist.get_or_insert_with(|| {
-                    let mut seen = vec![false; l.len()];
-                    for &id in prompt_ids {
-                        if let Some(s) = seen.get_mut(id as usize) {
-                            *s = true;
-                        }
-                    }
-                    (seen, vec![0u32; l.len()])
-                });
-                let id =
-                    sampler::sample_f64(&sampler::penalize(&l, &opts.penalties, seen, counts), &opts.sampler, &mut rng);
-                if let (Some(s), Some(c)) = (seen.get_mut(id as usize), counts.get_mut(id as usize)) {
-                    *s = true;
-                    *c += 1;
-                }
+                let h = hist.get_or_insert_with(|| sampler::History::new(l.len(), prompt_ids));
+                let id = sampler::sample_f64(&sampler::penalize(&l, &opts.penalties, h), &opts.sampler, &mut rng);
+                h.push(id);
                 id
             } else {
                 sampler::sample(&l, &opts.sampler, &mut rng)

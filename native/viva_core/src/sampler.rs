@@ -76,21 +76,48 @@ impl Penalties {
     }
 }
 
-/// The logits after the penalties, in f64, for [`sample_f64`]: `seen[i]` is whether id i is in the prompt or
-/// was generated, `counts[i]` how many times it was generated. Per id, in this order: the repetition penalty
-/// (`l / r` if `l >= 0`, else `l * r`) for seen ids, then `l -= presence` if `counts[i] > 0`, then
-/// `l -= frequency * counts[i]`. Each step runs only when its penalty is not off, so that the Erlang sampler can
-/// repeat the same operations.
-pub fn penalize(logits: &[f32], p: &Penalties, seen: &[bool], counts: &[u32]) -> Vec<f64> {
+/// What the penalties look at: which ids are in the prompt or were generated, and how often each was generated.
+#[derive(Debug, Clone)]
+pub struct History {
+    seen: Vec<bool>,
+    counts: Vec<u32>,
+}
+
+impl History {
+    /// A history over `vocab` ids holding the prompt (ids outside the vocabulary are ignored).
+    pub fn new(vocab: usize, prompt: &[u32]) -> History {
+        let mut seen = vec![false; vocab];
+        for &id in prompt {
+            if let Some(s) = seen.get_mut(id as usize) {
+                *s = true;
+            }
+        }
+        History { seen, counts: vec![0; vocab] }
+    }
+
+    /// Records a generated id.
+    pub fn push(&mut self, id: u32) {
+        if let (Some(s), Some(c)) = (self.seen.get_mut(id as usize), self.counts.get_mut(id as usize)) {
+            *s = true;
+            *c += 1;
+        }
+    }
+}
+
+/// The logits after the penalties of `h`, in f64, for [`sample_f64`]. Per id, in this order: the repetition
+/// penalty (`l / r` if `l >= 0`, else `l * r`) for ids in the prompt or generated, then `l -= presence` if it was
+/// generated, then `l -= frequency * count`. Each step runs only when its penalty is not off, so that the Erlang
+/// sampler can repeat the same operations. `h` must cover the logits' ids.
+pub fn penalize(logits: &[f32], p: &Penalties, h: &History) -> Vec<f64> {
     logits
         .iter()
         .enumerate()
         .map(|(i, &x)| {
             let mut l = x as f64;
-            if p.repetition != 1.0 && seen[i] {
+            if p.repetition != 1.0 && h.seen[i] {
                 l = if l < 0.0 { l * p.repetition } else { l / p.repetition };
             }
-            let c = counts[i];
+            let c = h.counts[i];
             if p.presence != 0.0 && c > 0 {
                 l -= p.presence;
             }
@@ -113,10 +140,10 @@ pub fn uniform(rng: &mut Pcg32) -> f64 {
 }
 
 /// Index of the largest logit, the lowest index on ties.
-pub fn argmax(logits: &[f32]) -> u32 {
+pub fn argmax<T: PartialOrd>(logits: &[T]) -> u32 {
     let mut best = 0usize;
-    for (i, &x) in logits.iter().enumerate() {
-        if x > logits[best] {
+    for (i, x) in logits.iter().enumerate() {
+        if *x > logits[best] {
             best = i;
         }
     }
@@ -133,17 +160,8 @@ pub fn sample(logits: &[f32], opts: &SamplerOpts, rng: &mut Pcg32) -> u32 {
 
 /// [`sample`] on f64 logits (after [`penalize`]); the same result for f32 logits widened to f64.
 pub fn sample_f64(logits: &[f64], opts: &SamplerOpts, rng: &mut Pcg32) -> u32 {
-    if logits.is_empty() {
-        return 0;
-    }
-    if opts.temperature == 0.0 {
-        let mut best = 0usize;
-        for (i, &x) in logits.iter().enumerate() {
-            if x > logits[best] {
-                best = i;
-            }
-        }
-        return best as u32;
+    if opts.temperature == 0.0 || logits.is_empty() {
+        return argmax(logits);
     }
     draw(logits.iter().copied(), opts, rng)
 }
@@ -280,24 +298,22 @@ mod tests {
     fn hand_worked_penalties() {
         // Prompt {0}; generated: id 3 twice, id 1 once. r 2, presence 0.5, frequency 0.25:
         // id 0: 2 / 2 = 1; id 1: -1 * 2 - 0.5 - 0.25 = -2.75; id 2 (unseen): 0.5; id 3: 3 / 2 - 0.5 - 0.5 = 0.5.
-        let (seen, counts) = ([true, true, false, true], [0u32, 1, 0, 2]);
+        let mut h = History::new(4, &[0]);
+        [3, 1, 3].into_iter().for_each(|id| h.push(id));
         let p = Penalties { repetition: 2.0, presence: 0.5, frequency: 0.25 };
         let l = [2.0f32, -1.0, 0.5, 3.0];
-        assert_eq!(penalize(&l, &p, &seen, &counts), vec![1.0, -2.75, 0.5, 0.5]);
+        assert_eq!(penalize(&l, &p, &h), vec![1.0, -2.75, 0.5, 0.5]);
         // Greedy after the penalties picks id 0 (without them, 3).
         let greedy = SamplerOpts::greedy();
-        assert_eq!(sample_f64(&penalize(&l, &p, &seen, &counts), &greedy, &mut rng(0)), 0);
+        assert_eq!(sample_f64(&penalize(&l, &p, &h), &greedy, &mut rng(0)), 0);
         assert_eq!(sample(&l, &greedy, &mut rng(0)), 3);
         // Off, the logits are only widened; sample_f64 then draws as sample does.
         let off = Penalties::default();
         assert!(!off.active());
-        assert_eq!(penalize(&l, &off, &seen, &counts), vec![2.0, -1.0, 0.5, 3.0]);
+        assert_eq!(penalize(&l, &off, &h), vec![2.0, -1.0, 0.5, 3.0]);
         let opts = SamplerOpts { temperature: 0.9, top_k: 3, top_p: 0.95, min_p: 0.05 };
         for seed in 0..50u64 {
-            assert_eq!(
-                sample_f64(&penalize(&l, &off, &seen, &counts), &opts, &mut rng(seed)),
-                sample(&l, &opts, &mut rng(seed))
-            );
+            assert_eq!(sample_f64(&penalize(&l, &off, &h), &opts, &mut rng(seed)), sample(&l, &opts, &mut rng(seed)));
         }
     }
 

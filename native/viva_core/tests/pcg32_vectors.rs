@@ -5,7 +5,7 @@
 use rand_core::RngCore;
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use viva_core::sampler::{penalize, rng, sample, sample_f64, uniform, Penalties, SamplerOpts};
+use viva_core::sampler::{penalize, rng, sample, sample_f64, uniform, History, Penalties, SamplerOpts};
 
 fn vectors() -> Value {
     let seeds: [u64; 6] = [0, 1, 42, 1234567890123, 1 << 63, u64::MAX];
@@ -58,14 +58,12 @@ fn vectors() -> Value {
         for &s in &seeds[..3] {
             let opts = SamplerOpts { temperature: t, top_k: k, top_p: p, min_p: m };
             let pen = Penalties { repetition: rep, presence: pres, frequency: freq };
-            let (mut seen, mut counts) = (vec![false; logits.len()], vec![0u32; logits.len()]);
-            prompt.iter().for_each(|&i| seen[i as usize] = true);
+            let mut h = History::new(logits.len(), &prompt);
             let mut r = rng(s);
             let ids: Vec<u32> = (0..16)
                 .map(|_| {
-                    let id = sample_f64(&penalize(&logits, &pen, &seen, &counts), &opts, &mut r);
-                    seen[id as usize] = true;
-                    counts[id as usize] += 1;
+                    let id = sample_f64(&penalize(&logits, &pen, &h), &opts, &mut r);
+                    h.push(id);
                     id
                 })
                 .collect();
