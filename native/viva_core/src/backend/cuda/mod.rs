@@ -63,24 +63,31 @@ pub fn launch_check_refuses_bad_arguments() -> Result<bool> {
     })
 }
 
-/// Cost of one grid-wide barrier (µs) with `blocks_per_sm` x SMs blocks of 256 threads, from the time
-/// of `iters` barriers in one kernel minus the time of one (kernels/misc.cu `grid_barrier_probe`):
-/// the number a persistent decode kernel pays per stage (docs/gpu.md, v6).
-pub fn grid_barrier_us(blocks_per_sm: usize, iters: usize) -> Result<f64> {
+/// Per-round cost (µs) of a probe kernel: `launch(device, stream, buffer, blocks, k)` launches `k` rounds on
+/// `blocks_per_sm` x SMs blocks, with a zeroed buffer of `bytes` allocated before each timed launch; the cost is the
+/// time of `iters` rounds minus the time of one, over `iters - 1`, best of 5 after a warm-up (events around each
+/// launch).
+fn probe_us(
+    what: &str,
+    blocks_per_sm: usize,
+    iters: usize,
+    bytes: usize,
+    launch: impl Fn(&Device, &CudaStream, &Buf, u32, usize) -> Result<()>,
+) -> Result<f64> {
     let d = device::device()?;
-    guard("CUDA grid barrier probe", || {
+    guard(what, || {
         d.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
         let s = d.ctx.new_stream().map_err(|e| drv("stream creation", e))?;
         let blocks = (blocks_per_sm.clamp(1, 8) * d.sms) as u32;
         let iters = iters.max(2);
-        let time = |n: usize| -> Result<f64> {
-            let bar = Buf::zeros(&s, 16)?;
+        let time = |k: usize| -> Result<f64> {
+            let buf = Buf::zeros(&s, bytes)?;
             let ev = |_: ()| d.ctx.new_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT)).map_err(|e| drv("event", e));
             let (a, b) = (ev(())?, ev(())?);
             a.record(&s).map_err(|e| drv("event record", e))?;
-            d.launch(&s, &d.k.barrier_probe, (blocks, 1, 1), 256, 0, &[Arg::P(bar.ptr), Arg::I(n as i32)])?;
+            launch(&d, &s, &buf, blocks, k)?;
             b.record(&s).map_err(|e| drv("event record", e))?;
-            s.synchronize().map_err(|e| drv("barrier probe", e))?;
+            s.synchronize().map_err(|e| drv(what, e))?;
             Ok(f64::from(a.elapsed_ms(&b).map_err(|e| drv("event timing", e))?) * 1e3)
         };
         time(iters)?; // warm-up
@@ -92,35 +99,24 @@ pub fn grid_barrier_us(blocks_per_sm: usize, iters: usize) -> Result<f64> {
     })
 }
 
+/// Cost of one grid-wide barrier (µs) with `blocks_per_sm` x SMs blocks of 256 threads, from the time
+/// of `iters` barriers in one kernel minus the time of one (kernels/misc.cu `grid_barrier_probe`):
+/// the number a persistent decode kernel pays per stage (docs/gpu.md, v6).
+pub fn grid_barrier_us(blocks_per_sm: usize, iters: usize) -> Result<f64> {
+    probe_us("CUDA grid barrier probe", blocks_per_sm, iters, 16, |d, s, bar, blocks, k| {
+        d.launch(s, &d.k.barrier_probe, (blocks, 1, 1), 256, 0, &[Arg::P(bar.ptr), Arg::I(k as i32)])
+    })
+}
+
 /// Cost (µs) of one round in which `blocks_per_sm` x SMs blocks of 256 threads each add `n` f32 values into one
 /// shared vector of `n` with `red.global.add` (`v4`: four floats per instruction, sm_90+), from the time of `iters`
 /// rounds in one kernel minus the time of one (kernels/misc.cu `red_probe`): what a fused MLP's reduction of
 /// every block's partial down projection into the residual would cost (docs/gpu.md v13).
 pub fn red_probe_us(blocks_per_sm: usize, n: usize, v4: bool, iters: usize) -> Result<f64> {
-    let d = device::device()?;
-    guard("CUDA reduction probe", || {
-        d.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
-        let s = d.ctx.new_stream().map_err(|e| drv("stream creation", e))?;
-        let blocks = (blocks_per_sm.clamp(1, 8) * d.sms) as u32;
-        let n = n.next_multiple_of(1024).max(1024);
-        let iters = iters.max(2);
-        let out = Buf::zeros(&s, n * 4)?;
-        let time = |k: usize| -> Result<f64> {
-            let ev = |_: ()| d.ctx.new_event(Some(sys::CUevent_flags::CU_EVENT_DEFAULT)).map_err(|e| drv("event", e));
-            let (a, b) = (ev(())?, ev(())?);
-            a.record(&s).map_err(|e| drv("event record", e))?;
-            let args = [Arg::P(out.ptr), Arg::I(n as i32), Arg::I(i32::from(v4)), Arg::I(k as i32)];
-            d.launch(&s, &d.k.red_probe, (blocks, 1, 1), 256, 0, &args)?;
-            b.record(&s).map_err(|e| drv("event record", e))?;
-            s.synchronize().map_err(|e| drv("reduction probe", e))?;
-            Ok(f64::from(a.elapsed_ms(&b).map_err(|e| drv("event timing", e))?) * 1e3)
-        };
-        time(iters)?; // warm-up
-        let mut best = f64::INFINITY;
-        for _ in 0..5 {
-            best = best.min((time(iters)? - time(1)?) / (iters - 1) as f64);
-        }
-        Ok(best)
+    let n = n.next_multiple_of(1024).max(1024);
+    probe_us("CUDA reduction probe", blocks_per_sm, iters, n * 4, |d, s, out, blocks, k| {
+        let args = [Arg::P(out.ptr), Arg::I(n as i32), Arg::I(i32::from(v4)), Arg::I(k as i32)];
+        d.launch(s, &d.k.red_probe, (blocks, 1, 1), 256, 0, &args)
     })
 }
 
