@@ -181,6 +181,7 @@ job({viva_tensor_beam, Model, Tok}, PromptIds, Opts, Caller, Ref) ->
     Stops = [S || S <- maps:get(stop, Opts, []), is_binary(S), S =/= <<>>],
     Cfg = viva_tensor_beam_model:config(Model),
     StopOnEos = maps:get(stop_on_eos, Opts, true),
+    Pen = penalties(Opts),
     G = #gen{model = Model, tok = Tok, caller = Caller, ref = Ref, mref = MRef,
              prompt = PromptIds,
              max_new = maps:get(max_new_tokens, Opts, 64),
@@ -189,8 +190,11 @@ job({viva_tensor_beam, Model, Tok}, PromptIds, Opts, Caller, Ref) ->
                          top_k => maps:get(top_k, Opts, 0),
                          top_p => maps:get(top_p, Opts, 1.0),
                          min_p => maps:get(min_p, Opts, 0.0)},
-             pen = penalties(Opts),
-             seen = maps:from_list([{I, true} || I <- PromptIds]),
+             pen = Pen,
+             seen = case Pen of
+                        off -> #{};
+                        _ -> maps:from_list([{I, true} || I <- PromptIds])
+                    end,
              eos = case StopOnEos of
                        true -> maps:get(eos_token_ids, Cfg);
                        false -> []

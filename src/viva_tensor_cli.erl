@@ -36,9 +36,13 @@
     "  -h, --help            show this help\n"
 ).
 
--define(VALUED, [<<"prompt-ids">>, <<"stop">>, <<"max-new-tokens">>, <<"temperature">>, <<"top-k">>,
-                 <<"top-p">>, <<"min-p">>, <<"repetition-penalty">>, <<"presence-penalty">>,
-                 <<"frequency-penalty">>, <<"seed">>, <<"backend">>, <<"weights">>]).
+%% Flags that set one generate option: {flag, option, integer | number}.
+-define(GEN_FLAGS, [{<<"max-new-tokens">>, max_new_tokens, integer}, {<<"temperature">>, temperature, number},
+                    {<<"top-k">>, top_k, integer}, {<<"top-p">>, top_p, number}, {<<"min-p">>, min_p, number},
+                    {<<"repetition-penalty">>, repetition_penalty, number},
+                    {<<"presence-penalty">>, presence_penalty, number},
+                    {<<"frequency-penalty">>, frequency_penalty, number}, {<<"seed">>, seed, integer}]).
+-define(VALUED, [<<"prompt-ids">>, <<"stop">>, <<"backend">>, <<"weights">> | [F || {F, _, _} <- ?GEN_FLAGS]]).
 
 -record(cli, {
     positional = [] :: [binary()],
@@ -107,32 +111,18 @@ flag(<<"prompt-ids">>, V, Cli = #cli{gen = G}) ->
     Cli#cli{gen = G#{prompt_ids => ids(V)}};
 flag(<<"stop">>, V, Cli = #cli{stop = S}) ->
     Cli#cli{stop = [V | S]};
-flag(<<"max-new-tokens">>, V, Cli = #cli{gen = G}) ->
-    Cli#cli{gen = G#{max_new_tokens => integer(<<"--max-new-tokens">>, V)}};
-flag(<<"temperature">>, V, Cli = #cli{gen = G}) ->
-    Cli#cli{gen = G#{temperature => number(<<"--temperature">>, V)}};
-flag(<<"top-k">>, V, Cli = #cli{gen = G}) ->
-    Cli#cli{gen = G#{top_k => integer(<<"--top-k">>, V)}};
-flag(<<"top-p">>, V, Cli = #cli{gen = G}) ->
-    Cli#cli{gen = G#{top_p => number(<<"--top-p">>, V)}};
-flag(<<"min-p">>, V, Cli = #cli{gen = G}) ->
-    Cli#cli{gen = G#{min_p => number(<<"--min-p">>, V)}};
-flag(<<"repetition-penalty">>, V, Cli = #cli{gen = G}) ->
-    Cli#cli{gen = G#{repetition_penalty => number(<<"--repetition-penalty">>, V)}};
-flag(<<"presence-penalty">>, V, Cli = #cli{gen = G}) ->
-    Cli#cli{gen = G#{presence_penalty => number(<<"--presence-penalty">>, V)}};
-flag(<<"frequency-penalty">>, V, Cli = #cli{gen = G}) ->
-    Cli#cli{gen = G#{frequency_penalty => number(<<"--frequency-penalty">>, V)}};
-flag(<<"seed">>, V, Cli = #cli{gen = G}) ->
-    Cli#cli{gen = G#{seed => integer(<<"--seed">>, V)}};
 flag(<<"backend">>, V, Cli = #cli{load = L}) ->
     Cli#cli{load = L#{backend => choice(<<"--backend">>, V, [auto, cpu, cuda, beam])}};
 flag(<<"weights">>, V, Cli = #cli{load = L}) ->
     Cli#cli{load = L#{weights => choice(<<"--weights">>, V, [auto, f32, bf16, fp8])}};
 flag(Name, _V, _Cli) when Name =:= <<"json">>; Name =:= <<"no-stop-on-eos">>; Name =:= <<"help">> ->
     usage_error("--~ts takes no value", [Name]);
-flag(Name, _V, _Cli) ->
-    usage_error("unknown option --~ts", [Name]).
+flag(Name, V, Cli = #cli{gen = G}) ->
+    case lists:keyfind(Name, 1, ?GEN_FLAGS) of
+        {_, Key, integer} -> Cli#cli{gen = G#{Key => integer(<<"--", Name/binary>>, V)}};
+        {_, Key, number} -> Cli#cli{gen = G#{Key => number(<<"--", Name/binary>>, V)}};
+        false -> usage_error("unknown option --~ts", [Name])
+    end.
 
 %% "1,2,3" (spaces allowed around the commas) -> [1, 2, 3].
 ids(V) ->

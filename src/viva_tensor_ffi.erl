@@ -115,16 +115,9 @@ opts_map({generate_opts, MaxNew, Temperature, TopK, TopP, Seed, StopOnEos}, Extr
              stop_on_eos => StopOnEos},
     lists:foldl(fun({stop_sequences, Stops}, Acc) ->
                         Acc#{stop => maps:get(stop, Acc, []) ++ Stops};
-                   ({prompt_ids, Ids}, Acc) ->
-                        Acc#{prompt_ids => Ids};
-                   ({min_p, P}, Acc) ->
-                        Acc#{min_p => P};
-                   ({repetition_penalty, P}, Acc) ->
-                        Acc#{repetition_penalty => P};
-                   ({presence_penalty, P}, Acc) ->
-                        Acc#{presence_penalty => P};
-                   ({frequency_penalty, P}, Acc) ->
-                        Acc#{frequency_penalty => P}
+                   ({K, V}, Acc) when K =:= prompt_ids; K =:= min_p; K =:= repetition_penalty;
+                                      K =:= presence_penalty; K =:= frequency_penalty ->
+                        Acc#{K => V}
                 end, Base, Extra).
 
 to_generate_result(#{text := Text, tokens := Tokens, prompt_tokens := PromptTokens,
