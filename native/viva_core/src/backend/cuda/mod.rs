@@ -633,18 +633,19 @@ impl CudaModel {
                 Format::Fp8 { block } => pack::pack_fp8(w, n, k, block),
             }
         };
-        // Must agree with the gemv_tc choice below (FP8 blocks of 64 / 128, not `VIVA_TENSOR_GEMV=cuda-core`).
-        let tc_block = match format {
+        // v9 (docs/gpu.md): the tensor-core GEMV for FP8 blocks of 64 / 128 (a piece spans 128 k, one or two
+        // scales); `VIVA_TENSOR_GEMV=cuda-core` keeps the v5 GEMV. Its TMA ring (`Device::tc_tma`) needs the
+        // matrices' tensor maps and piece-ordered scales, made at upload.
+        let tc_gemv_block = match format {
             Format::Fp8 { block }
-                if dev.tc_tma
-                    && (block == 64 || block == 128)
+                if (block == 64 || block == 128)
                     && std::env::var("VIVA_TENSOR_GEMV").map_or(true, |v| v != "cuda-core") =>
             {
                 Some(block)
             }
             _ => None,
         };
-        let up = |p: Packed| Lin::upload(&stream, p, tc_block);
+        let up = |p: Packed| Lin::upload(&stream, p, tc_gemv_block.filter(|_| dev.tc_tma));
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
             let n = |s: &str| names::layer(i, s);
@@ -704,23 +705,17 @@ impl CudaModel {
         let gemv_iters = env("VIVA_TENSOR_GEMV_ITERS").and_then(|v| v.parse::<usize>().ok()).unwrap_or(2).clamp(1, 16);
         // Off by default: measured slower on an H100 (docs/gpu.md, v4).
         let gemv_pf = env("VIVA_TENSOR_GEMV_PF").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
-        // v9 (docs/gpu.md): the tensor-core GEMV for FP8 blocks of 64 / 128 (a piece spans 128 k, one or two
-        // scales), 2 blocks of 8 warps per SM, the ring per matrix as `tc_shape` picks it.
-        // `VIVA_TENSOR_GEMV=cuda-core` keeps the v5 GEMV; `VIVA_TENSOR_TC_RING` (2-6, fixed for every matrix)
-        // and `_BPS` (1-4) are for experiments.
-        let gemv_tc = match format {
-            Format::Fp8 { block }
-                if (block == 64 || block == 128) && env("VIVA_TENSOR_GEMV").is_none_or(|v| v != "cuda-core") =>
-            {
-                let variant = env("VIVA_TENSOR_TC_RING")
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .and_then(|slots| TC_RINGS.iter().position(|&r| r == slots));
-                let bps = env("VIVA_TENSOR_TC_BPS").and_then(|v| v.parse::<usize>().ok()).unwrap_or(2).clamp(1, 4);
-                let fit = env("VIVA_TENSOR_TC_FIT").is_some_and(|v| v == "1");
-                Some(TcCfg { variant, bps, fit, tma: dev.tc_tma })
-            }
-            _ => None,
-        };
+        // The tensor-core GEMV (`tc_gemv_block` above): 2 blocks of 8 warps per SM, the ring per matrix as
+        // `tc_shape` picks it. `VIVA_TENSOR_TC_RING` (2-6, fixed for every matrix) and `_BPS` (1-4) are for
+        // experiments.
+        let gemv_tc = tc_gemv_block.map(|_| {
+            let variant = env("VIVA_TENSOR_TC_RING")
+                .and_then(|v| v.parse::<usize>().ok())
+                .and_then(|slots| TC_RINGS.iter().position(|&r| r == slots));
+            let bps = env("VIVA_TENSOR_TC_BPS").and_then(|v| v.parse::<usize>().ok()).unwrap_or(2).clamp(1, 4);
+            let fit = env("VIVA_TENSOR_TC_FIT").is_some_and(|v| v == "1");
+            TcCfg { variant, bps, fit, tma: dev.tc_tma }
+        });
         let tc_flags = env("VIVA_TENSOR_TC_FLAGS").and_then(|v| v.parse::<i32>().ok()).unwrap_or(0);
         let group = cfg.num_heads / cfg.num_kv_heads.max(1);
         let gqa = env("VIVA_TENSOR_ATTN").is_none_or(|v| v != "old")
