@@ -329,32 +329,6 @@ __device__ __forceinline__ void tc_issue(const u8* __restrict__ W, const float* 
   }
 }
 
-// v14, the fused MLP (mode 3): after its gate/up pieces, warp w of a block streams its stripe - bytes
-// [w H / 8, (w + 1) H / 8) - of the downᵀ rows of the block's intermediate indices [m0, m0 + M) through the same
-// ring. A down piece is RP = 2048 / SW rows x SW = H / 8 bytes (row-major in the slot), then the f32 scales of
-// those rows' blocks of the stripe (2048 / qblock of them, row-major). Lane l copies bytes [16 (32 j + l),
-// + 16) for j < 4 (row (32 j + l) 16 / SW, column (16 l) % SW: the same 16 columns in every piece) and scale l;
-// the lanes read each other's scales, so the down loop has __syncwarp()s around a slot. Rows past the block's
-// last are clamped to it (their h is zero). H is 1024, 2048 or 4096 (host-checked: SW 128-512).
-__device__ __forceinline__ void tc_issue_down(const u8* __restrict__ D, const float* __restrict__ DS, int qblock,
-                                              int H, int m0, int M, int d, u32 slot, int lane, u64 policy,
-                                              int flags) {
-  if (flags & TC_NOLOAD) return;
-  const bool hint = !(flags & TC_NOHINT);
-  const int warp = threadIdx.x >> 5, SW = H >> 3, RP = 2048 / SW, last = m0 + M - 1;
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const int o = (32 * j + lane) * 16;
-    const int row = min(m0 + d * RP + o / SW, last);
-    cp_async16(slot + o, D + (size_t)row * H + warp * SW + o % SW, policy, hint);
-  }
-  const int nsr = SW / qblock;  // scales of one row in the stripe
-  if (lane < 2048 / qblock) {
-    const int row = min(m0 + d * RP + lane / nsr, last);
-    cp_async4(slot + 2048 + 4 * lane, DS + (size_t)row * (H / qblock) + warp * nsr + lane % nsr);
-  }
-}
-
 // v13: with TC_TMA (the host's -DTC_TMA=1, `VIVA_TENSOR_TC_TMA=1`, sm_90+) the ring is filled by the TMA unit,
 // completing on one mbarrier per slot, instead of per-thread cp.async (~140 16-byte copies a piece, all in the SM's
 // load queue, where x's loads after griddepcontrol.wait wait behind them). Lane 0 issues two copies a piece: the
@@ -399,65 +373,35 @@ __device__ __forceinline__ void tc_issue_bulk(const u8* __restrict__ tmap, const
 // block reduction and a second pass (docs/gpu.md v12). Either way max |x' 2^e| < 2^14, and x' 2^e is the bf16
 // value exactly unless it is below 2^-17 (f16 subnormals), i.e. 2^-(17 + e) before scaling.
 #define TC_XSH_DYN 1000
-// The largest K (and Kp) of a GEMV that stages x + radd (the fused MLP's residual, v14): two batches in registers.
-#define TC_RADD_K (2 * 8 * GV_THREADS)
 __device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const float* __restrict__ norm_w, float eps,
                                             int K, int Kp, const float* __restrict__ ss_in, u16* xs16, float* accs,
-                                            int nacc, float* red, int xsh, const float* __restrict__ xmax,
-                                            const float* __restrict__ radd, u64* tl) {
+                                            int nacc, float* red, int xsh, const float* __restrict__ xmax, u64* tl) {
   const int tid = threadIdx.x;
   constexpr int NB = 8;
   if (xmax) xsh = f16_shift(__ldcg(xmax));
+  const float rs = norm_w ? gv_norm_rs(x, K, eps, ss_in, red) : 1.f;
   const bool fixed = xsh != TC_XSH_DYN;
   const float fup = fixed ? exp2i(xsh) : 1.f;
   float amax = 0.f;
-  auto put = [&](int k, float val) {
-    const u32 b = f32_to_bf16(val);
-    if (fixed) {
-      xs16[k] = (u16)f32_to_f16_bits(bf16_to_f32(b) * fup);
-    } else {
-      xs16[k] = (u16)b;
-      amax = fmaxf(amax, fabsf(bf16_to_f32(b)));
+  for (int base = 0; base < Kp; base += NB * GV_THREADS) {
+    float v[NB], nw[NB];
+#pragma unroll
+    for (int j = 0; j < NB; ++j) {  // all loads of the batch first: one L2 round trip
+      const int k = base + j * GV_THREADS + tid;
+      v[j] = k < K ? x[k] : 0.f;
+      nw[j] = (norm_w && k < K) ? __ldg(norm_w + k) : 1.f;
     }
-  };
-  if (radd) {
-    // v14, fused MLP: the residual is x + radd (the MLP's sums, reduced into radd by its blocks), and nobody has
-    // reduced its statistic: x, radd and norm_w in one round trip into registers (K <= TC_RADD_K, host-checked),
-    // the block's sum of squares, then x'.
-    float v[2][NB], nw[2][NB], p = 0.f;
 #pragma unroll
-    for (int b = 0; b < 2; ++b) {
-#pragma unroll
-      for (int j = 0; j < NB; ++j) {
-        const int k = (b * NB + j) * GV_THREADS + tid;
-        v[b][j] = k < K ? x[k] + __ldcg(radd + k) : 0.f;
-        nw[b][j] = (norm_w && k < K) ? __ldg(norm_w + k) : 1.f;
-        p = fmaf(v[b][j], v[b][j], p);
-      }
-    }
-    const float rs = norm_w ? 1.0f / sqrtf(block_sum(p, red) / (float)K + eps) : 1.f;
-#pragma unroll
-    for (int b = 0; b < 2; ++b) {
-#pragma unroll
-      for (int j = 0; j < NB; ++j) {
-        const int k = (b * NB + j) * GV_THREADS + tid;
-        if (k < Kp) put(k, norm_w ? nw[b][j] * (v[b][j] * rs) : v[b][j]);
-      }
-    }
-  } else {
-    const float rs = norm_w ? gv_norm_rs(x, K, eps, ss_in, red) : 1.f;
-    for (int base = 0; base < Kp; base += NB * GV_THREADS) {
-      float v[NB], nw[NB];
-#pragma unroll
-      for (int j = 0; j < NB; ++j) {  // all loads of the batch first: one L2 round trip
-        const int k = base + j * GV_THREADS + tid;
-        v[j] = k < K ? x[k] : 0.f;
-        nw[j] = (norm_w && k < K) ? __ldg(norm_w + k) : 1.f;
-      }
-#pragma unroll
-      for (int j = 0; j < NB; ++j) {
-        const int k = base + j * GV_THREADS + tid;
-        if (k < Kp) put(k, norm_w ? nw[j] * (v[j] * rs) : v[j]);
+    for (int j = 0; j < NB; ++j) {
+      const int k = base + j * GV_THREADS + tid;
+      if (k < Kp) {
+        const u32 b = f32_to_bf16(norm_w ? nw[j] * (v[j] * rs) : v[j]);
+        if (fixed) {
+          xs16[k] = (u16)f32_to_f16_bits(bf16_to_f32(b) * fup);
+        } else {
+          xs16[k] = (u16)b;
+          amax = fmaxf(amax, fabsf(bf16_to_f32(b)));
+        }
       }
     }
   }
@@ -482,74 +426,13 @@ __device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const f
   return exp2i(-sh);
 }
 
-// v14, mode 3: the block's h (bf16(silu(gate) up) of its M intermediate indices, in shared memory) times its
-// downᵀ rows, streamed by each warp as its stripe of the hidden size (tc_issue_down) through the ring that
-// the gate/up pieces used (`slot`: the next to read; `consumed`: pieces read so far), each lane summing its 16
-// columns in f32; lanes of the same columns combine by shuffles and add their sums into y (the hidden-size
-// residual accumulator) with vector reductions.
-template <int R, typename Issue>
-__device__ __forceinline__ void tc_down(const u8* ring, float* hs, int M, int RP, int nd, int H, int qblock,
-                                        float* __restrict__ y, int slot, int consumed, Issue& issue_next, int flags) {
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int SW = H >> 3, c = (16 * lane) % SW, nsr = SW / qblock;
-  for (int i = M + tid; i < nd * RP; i += GV_THREADS) hs[i] = 0.f;
-  __syncthreads();
-  float a[16];
-#pragma unroll
-  for (int t = 0; t < 16; ++t) a[t] = 0.f;
-  for (int d = 0; d < nd; ++d, ++consumed) {
-    __syncwarp();  // every lane has read the scales of the slot refilled now
-    if (consumed > 0) issue_next(slot == 0 ? R - 1 : slot - 1);
-    cp_wait<R - 1>();
-    __syncwarp();  // and the other lanes' copies of this one (the scales) are visible
-    if (!(flags & TC_NOMATH)) {
-      const u8* sl = ring + slot * TC_SLOT;
-      const float* sc = (const float*)(sl + 2048);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int o = (32 * j + lane) * 16, r = o / SW;
-        const float coef = hs[d * RP + r] * sc[r * nsr + c / qblock];
-        const uint4 w = *(const uint4*)(sl + o);
-        const u32 u[4] = {w.x, w.y, w.z, w.w};
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float f[4];
-          fp8x4_to_f32(u[e], f);
-#pragma unroll
-          for (int t = 0; t < 4; ++t) a[4 * e + t] = fmaf(coef, f[t], a[4 * e + t]);
-        }
-      }
-    }
-    slot = slot == R - 1 ? 0 : slot + 1;
-  }
-  for (int off = SW >> 4; off < 32; off <<= 1) {
-#pragma unroll
-    for (int t = 0; t < 16; ++t) a[t] += __shfl_xor_sync(0xffffffffu, a[t], off);
-  }
-  if (lane < (SW >> 4)) {
-    float* dst = y + warp * SW + c;
-#pragma unroll
-    for (int v = 0; v < 4; ++v) {
-#if __CUDA_ARCH__ >= 900
-      asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};" ::"l"(dst + 4 * v), "f"(a[4 * v] * FP8_UNIT),
-                   "f"(a[4 * v + 1] * FP8_UNIT), "f"(a[4 * v + 2] * FP8_UNIT), "f"(a[4 * v + 3] * FP8_UNIT)
-                   : "memory");
-#else
-      for (int t = 0; t < 4; ++t) atomicAdd(dst + 4 * v + t, a[4 * v + t] * FP8_UNIT);
-#endif
-    }
-  }
-}
-
-template <int R, bool MLP>
+template <int R>
 __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const float* __restrict__ S, int qblock, int N,
                                              int K, int Kp, const float* __restrict__ x,
                                              const float* __restrict__ norm_w, float eps, float* __restrict__ y,
                                              int mode, const float* __restrict__ ss_in, float* __restrict__ ss_out,
                                              int flags, int xsh, const float* __restrict__ xmax_in,
-                                             float* __restrict__ xmax_out, float* __restrict__ radd,
-                                             const u8* __restrict__ D, const float* __restrict__ DS, int H,
-                                             u64* tl) {
+                                             float* __restrict__ xmax_out, u64* tl) {
   extern __shared__ __align__(128) u8 tc_smem[];
   __shared__ float red[32];
   PDL_LAUNCH();
@@ -561,25 +444,20 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
   const int P = (t1 - t0) * nps;
   const int p0 = (int)((long long)warp * P / TC_WARPS), p1 = (int)((long long)(warp + 1) * P / TC_WARPS);
   const bool qb64 = qblock == 64;
-  // [mbarriers (TMA ring only)] | ring | x' | row sums | h (mode 3)
+  // [mbarriers (TMA ring only)] | ring | x' | row sums
   // (the mbarriers padded to 128 bytes: the TMA unit writes slots at 128-byte aligned addresses)
   constexpr int BARB = TC_USE_TMA ? (TC_WARPS * R * 8 + 127) / 128 * 128 : 0;
   u64* bars = (u64*)tc_smem + warp * R;
   u8* ring = tc_smem + BARB + warp * (R * TC_SLOT);
   u16* xs16 = (u16*)(tc_smem + BARB + TC_WARPS * R * TC_SLOT);
   float* accs = (float*)(xs16 + Kp);
-  float* hs = accs + (t1 - t0) * TC_ROWS;
   const u32 ring_s = smem_u32(ring);
   u64 policy;
   asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
 
   // Issue cursor: the next piece, p0 + issued = (tile it, column ic). Each call copies it (if any is left) into
-  // ring slot `slot` and commits one cp.async group, so that group i is always piece p0 + i. In mode 3 the
-  // warp's nd down pieces (tc_issue_down) follow its gate/up pieces in the same sequence.
+  // ring slot `slot` and commits one cp.async group, so that group i is always piece p0 + i.
   int it = t0 + p0 / nps, ic = p0 % nps, issued = 0;
-  const int r0 = t0 * TC_ROWS, nr = min(t1 * TC_ROWS, N) - r0;
-  const int SW = H >> 3, RP = mode == 3 ? 2048 / SW : 1, M = nr >> 1, m0 = r0 >> 1;
-  const int nd = MLP && !TC_USE_TMA && mode == 3 ? (M + RP - 1) / RP : 0;
 #if TC_USE_TMA
   if (lane == 0) {
     for (int i = 0; i < R; ++i) mbar_init(bars + i, 1);
@@ -600,9 +478,6 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
       tc_issue(W, S, qb64, N, Kp, it, ic, ring_s + slot * TC_SLOT, lane, policy, flags);
       ++issued;
       if (++ic == nps) ic = 0, ++it;
-    } else if (p0 + issued < p1 + nd) {
-      tc_issue_down(D, DS, qblock, H, m0, M, p0 + issued - p1, ring_s + slot * TC_SLOT, lane, policy, flags);
-      ++issued;
     }
     cp_commit();
   };
@@ -614,13 +489,12 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
     if (i < pre) issue_next(i);
   PDL_WAIT();
   tl_mark(tl, 1);
-  // A residual epilogue's first row per thread, read now in the same round trip as x (not after the pieces);
-  // with radd (v14) it folds the fused MLP's sums into the residual.
-  const float y0 = mode == 1 && tid < nr ? y[r0 + tid] + (radd ? __ldcg(radd + r0 + tid) : 0.f) : 0.f;
+  const int r0 = t0 * TC_ROWS, nr = min(t1 * TC_ROWS, N) - r0;
+  // A residual epilogue's first row per thread, read now in the same round trip as x (not after the pieces).
+  const float y0 = mode == 1 && tid < nr ? y[r0 + tid] : 0.f;
   const float inv = tc_stage_x(x, norm_w, eps, K, Kp, ss_in, xs16, accs, (t1 - t0) * TC_ROWS, red,
                                (flags & TC_DYNSHIFT) ? TC_XSH_DYN : xsh,
-                               (flags & (TC_DYNSHIFT | TC_NOXMAX)) ? nullptr : xmax_in, mode == 1 ? nullptr : radd,
-                               tl) *
+                               (flags & (TC_DYNSHIFT | TC_NOXMAX)) ? nullptr : xmax_in, tl) *
                     FP8_UNIT;
   for (int i = pre; i < R; ++i) issue_next(i);
   tl_mark(tl, 2);
@@ -707,18 +581,13 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
     if (mode == 0) {
       y[n] = v;
     } else if (mode == 1) {
-      const float nv = (i == tid ? y0 : y[n] + (radd ? __ldcg(radd + n) : 0.f)) + v;
+      const float nv = (i == tid ? y0 : y[n]) + v;
       y[n] = nv;
-      if (radd) radd[n] = 0.f;  // ready for this layer's MLP
       ssp = fmaf(nv, nv, ssp);
     } else if ((i & 1) == 0) {
       const float hv = silu_mul(v, accs[i + 1] * inv);
-      if (mode == 3) {
-        hs[i >> 1] = bf16_round(hv);  // the down projection's A16 input
-      } else {
-        y[n >> 1] = hv;
-        amx = fmaxf(amx, fabsf(bf16_round(hv)));
-      }
+      y[n >> 1] = hv;
+      amx = fmaxf(amx, fabsf(bf16_round(hv)));
     }
   }
   // max |bf16(y)| of a silu epilogue for the next GEMV's x' shift (zeroed by embed_rows each step).
@@ -730,30 +599,21 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
     ssp = block_sum(ssp, red);
     if (tid == 0) atomicAdd(ss_out, ssp);
   }
-#if !TC_USE_TMA
-  if (nd > 0) tc_down<R>(ring, hs, M, RP, nd, H, qblock, y, slot, p1 - p0, issue_next, flags);
-#endif
   tl_mark(tl, 5);
 }
 
 // R = ring slots per warp (R - 1 pieces of 2 KB in flight); the host picks R and the blocks per SM
 // (VIVA_TENSOR_TC_RING / _BPS). At most 85 registers, so that 3 blocks fit an SM.
-#define GEMV_TC_ENTRY(name, R, MLP)                                                                              \
+#define GEMV_TC_ENTRY(name, R)                                                                                   \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, 3)                                                    \
       name(const u8* W, const float* S, int qblock, int N, int K, int Kp, const float* x, const float* norm_w,  \
            float eps, float* y, int mode, const float* ss_in, float* ss_out, int flags, int xsh,                 \
-           const float* xmax_in, float* xmax_out, float* radd, const u8* D, const float* DS, int H, u64* tl) {   \
-    gemv_tc_body<R, MLP>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags, xsh, xmax_in,         \
-                    xmax_out, radd, D, DS, H, tl);                                                               \
+           const float* xmax_in, float* xmax_out, u64* tl) {                                                     \
+    gemv_tc_body<R>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags, xsh, xmax_in,         \
+                    xmax_out, tl);                                                                               \
   }
-GEMV_TC_ENTRY(gemv_fp8_tc2, 2, false)
-GEMV_TC_ENTRY(gemv_fp8_tc3, 3, false)
-GEMV_TC_ENTRY(gemv_fp8_tc4, 4, false)
-GEMV_TC_ENTRY(gemv_fp8_tc5, 5, false)
-GEMV_TC_ENTRY(gemv_fp8_tc6, 6, false)
-// v14: the fused MLP (mode 3: gate/up, silu, then the down projection reduced into the residual's accumulator).
-GEMV_TC_ENTRY(gemv_fp8_mlp2, 2, true)
-GEMV_TC_ENTRY(gemv_fp8_mlp3, 3, true)
-GEMV_TC_ENTRY(gemv_fp8_mlp4, 4, true)
-GEMV_TC_ENTRY(gemv_fp8_mlp5, 5, true)
-GEMV_TC_ENTRY(gemv_fp8_mlp6, 6, true)
+GEMV_TC_ENTRY(gemv_fp8_tc2, 2)
+GEMV_TC_ENTRY(gemv_fp8_tc3, 3)
+GEMV_TC_ENTRY(gemv_fp8_tc4, 4)
+GEMV_TC_ENTRY(gemv_fp8_tc5, 5)
+GEMV_TC_ENTRY(gemv_fp8_tc6, 6)

@@ -201,16 +201,6 @@ impl Model {
         }
     }
 
-    /// Does a CUDA decode step run the MLP as one fused kernel per layer (gate/up, silu and the down projection
-    /// reduced into the residual; docs/gpu.md v14)? False on the CPU.
-    pub fn fused_mlp(&self) -> bool {
-        match &self.engine {
-            Engine::Cpu(_) => false,
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(m) => m.fused_mlp(),
-        }
-    }
-
     /// A fresh, empty KV cache for one sequence.
     pub fn new_cache(&self) -> Result<KvCache> {
         match &self.engine {

@@ -117,27 +117,6 @@ fn bytelevel_tiny_bf16_greedy_equals_cpu() {
     bf16_greedy_matches_cpu("bytelevel-tiny");
 }
 
-/// Teacher-forced (on the CPU's greedy tokens) comparison of `gpu` with the CPU f32 path over `steps` steps after
-/// each prompt: (top-1 agreement, mean relative L2 error of the logits, steps).
-fn against_cpu(cpu: &Model, gpu: &Model, prompts: &[Vec<u32>], steps: usize) -> (f64, f64, usize) {
-    let (mut same, mut total, mut rel_sum) = (0usize, 0usize, 0f64);
-    for prompt in prompts {
-        let teacher = greedy(cpu, prompt, steps);
-        let mut cc = cpu.new_cache().unwrap();
-        let mut gc = gpu.new_cache().unwrap();
-        let mut lc = cpu.forward(&mut cc, prompt).unwrap();
-        let mut lg = gpu.forward(&mut gc, prompt).unwrap();
-        for &t in &teacher {
-            same += usize::from(viva_core::sampler::argmax(&lc) == viva_core::sampler::argmax(&lg));
-            total += 1;
-            rel_sum += rel_l2(&lc, &lg);
-            lc = cpu.forward(&mut cc, &[t]).unwrap();
-            lg = gpu.forward(&mut gc, &[t]).unwrap();
-        }
-    }
-    (same as f64 / total as f64, rel_sum / total as f64, total)
-}
-
 /// FP8 (default block) against the CPU f32 path on the original fixture: teacher-forced top-1
 /// agreement and logits error are measured and printed; the bound only catches a broken kernel.
 fn fp8_agreement(name: &str) {
@@ -150,7 +129,23 @@ fn fp8_agreement(name: &str) {
         std::env::set_var("VIVA_TENSOR_FP8_BLOCK", block.to_string());
         let gpu = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
         std::env::remove_var("VIVA_TENSOR_FP8_BLOCK");
-        let (agree, rel, total) = against_cpu(&cpu, &gpu, &reference_prompts(name), 48);
+        let (mut same, mut total, mut rel_sum) = (0usize, 0usize, 0f64);
+        for prompt in reference_prompts(name) {
+            let teacher = greedy(&cpu, &prompt, 48);
+            let mut cc = cpu.new_cache().unwrap();
+            let mut gc = gpu.new_cache().unwrap();
+            let mut lc = cpu.forward(&mut cc, &prompt).unwrap();
+            let mut lg = gpu.forward(&mut gc, &prompt).unwrap();
+            for &t in &teacher {
+                same += usize::from(viva_core::sampler::argmax(&lc) == viva_core::sampler::argmax(&lg));
+                total += 1;
+                rel_sum += rel_l2(&lc, &lg);
+                lc = cpu.forward(&mut cc, &[t]).unwrap();
+                lg = gpu.forward(&mut gc, &[t]).unwrap();
+            }
+        }
+        let agree = same as f64 / total as f64;
+        let rel = rel_sum / total as f64;
         println!("{name}: fp8 block {block}: teacher-forced top-1 agreement {agree:.4} over {total} steps, mean logits rel error {rel:.3e}");
         assert!(agree >= 0.8, "{name}: fp8 block {block} agreement {agree}");
         assert!(rel < 0.2, "{name}: fp8 block {block} logits error {rel}");
@@ -352,59 +347,6 @@ fn fp8_tc_attention_matches_gqa() {
             assert!(rel < 5e-3 && rel_max < 2e-2, "{name}: logits differ by {rel} (max {rel_max})");
             assert!(agree >= 0.8, "{name}: top-1 agreement {agree}");
         }
-    }
-}
-
-/// The fused MLP (v14, the default on sm_90+ for hidden sizes 1024 / 2048 / 4096: gate/up, silu and the down
-/// projection, stored transposed with its FP8 blocks along the hidden size, in one kernel whose blocks reduce into
-/// the residual) against the two GEMVs of v13 (`VIVA_TENSOR_MLP=unfused`) and both against the CPU f32 path, on
-/// random checkpoints of each hidden size (each warp's stripe of a downᵀ row 128 / 256 / 512 bytes), with
-/// intermediate sizes whose last gate/up tile is partial and whose blocks end in a partial down piece. The two
-/// quantise down along different axes, so they differ by FP8 rounding, not only summation order: the check is that
-/// the fused path is as close to f32 as the unfused one, over prefill (cuBLAS with the transposed down) and decode.
-#[test]
-fn fp8_fused_mlp_matches_unfused_and_cpu() {
-    if !cuda() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    for (hidden, intermediate, heads) in [(1024usize, 2748usize, 8usize), (2048, 1372, 16), (4096, 1028, 32)] {
-        let shape = viva_core::testckpt::Shape {
-            hidden,
-            intermediate,
-            layers: 2,
-            heads,
-            kv_heads: heads / 4,
-            vocab: 640,
-            max_pos: 512,
-            tie_embeddings: false,
-        };
-        let dir = tmp.path().join(format!("h{hidden}"));
-        viva_core::testckpt::write_checkpoint(&dir, &shape, 11, StoredDtype::Bf16, 1).unwrap();
-        let cpu = load(&dir, BackendKind::Cpu, WeightFormat::F32);
-        std::env::set_var("VIVA_TENSOR_MLP", "unfused");
-        let unfused = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
-        std::env::remove_var("VIVA_TENSOR_MLP");
-        let fused = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
-        let name = format!("random hidden {hidden} intermediate {intermediate}");
-        assert!(!unfused.fused_mlp(), "{name}: VIVA_TENSOR_MLP=unfused");
-        if !fused.fused_mlp() {
-            println!("SKIPPED: {name}: the fused MLP is not used on this device");
-            return;
-        }
-        let prompts: Vec<Vec<u32>> =
-            [5u32, 90].iter().map(|&n| (0..n).map(|i| 3 + (i * 7919 + n) % 600).collect()).collect();
-        let (agree, rel, rel_max) =
-            compare_fp8_on(&name, "fused vs unfused MLP", &unfused, &fused, &prompts, 40, false);
-        assert!(rel < 5e-2 && rel_max < 0.1, "{name}: logits differ by {rel} (max {rel_max})");
-        assert!(agree >= 0.8, "{name}: top-1 agreement {agree}");
-        let (ua, ur, n) = against_cpu(&cpu, &unfused, &prompts, 40);
-        let (fa, fr, _) = against_cpu(&cpu, &fused, &prompts, 40);
-        println!(
-            "{name}: against the CPU f32 path over {n} steps: unfused top-1 {ua:.4} rel error {ur:.3e}, fused top-1 {fa:.4} rel error {fr:.3e}"
-        );
-        assert!(fr <= 1.25 * ur + 1e-3, "{name}: fused MLP error {fr} against unfused {ur}");
-        assert!(fa >= ua - 0.1, "{name}: fused MLP top-1 {fa} against unfused {ua}");
     }
 }
 

@@ -228,7 +228,7 @@ fn run(a: &Args) -> viva_core::Result<()> {
         model.device_name().unwrap_or_else(|| "cpu".into()),
         load_s
     );
-    println!("attention: {}, mlp: {}", model.decode_attention(), if model.fused_mlp() { "fused" } else { "two GEMVs" });
+    println!("attention: {}", model.decode_attention());
 
     // Prefill of the prompt, then greedy decode with the argmax on the device.
     let ids = prompt(a.prompt_len, cfg.vocab_size, 1);

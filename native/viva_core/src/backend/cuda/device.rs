@@ -93,8 +93,6 @@ pub struct Kernels {
     pub gemv_fp8: [CudaFunction; 2],
     /// The tensor-core FP8 GEMV (kernels/gemv.cu, v9) with 2 / 3 / 4 / 5 / 6 ring slots per warp.
     pub gemv_tc: [CudaFunction; 5],
-    /// The same kernel with the fused MLP's mode 3 (v14: gate/up, silu, down reduced into the residual), same rings.
-    pub gemv_mlp: [CudaFunction; 5],
     pub gemm_bf16: CudaFunction,
     pub gemm_fp8: CudaFunction,
     pub attn_f32: CudaFunction,
@@ -175,22 +173,6 @@ pub fn device() -> Result<Arc<Device>> {
 }
 
 impl Device {
-    /// Is the cuBLAS handle usable (created now if not tried yet)? A failure is remembered and logged
-    /// once; the hand-written GEMMs are used instead.
-    pub fn blas_ready(&self) -> bool {
-        let mut b = self.blas.lock();
-        if matches!(*b, BlasSlot::Untried) {
-            *b = match Blas::new() {
-                Ok(h) => BlasSlot::Ready(h),
-                Err(e) => {
-                    eprintln!("viva_tensor: cuBLAS unavailable, prefill uses the built-in GEMMs: {e}");
-                    BlasSlot::Failed
-                }
-            };
-        }
-        matches!(*b, BlasSlot::Ready(_))
-    }
-
     fn new(ordinal: usize) -> Result<Device> {
         let count = CudaContext::device_count()
             .map_err(|e| Error::CudaUnavailable(format!("the CUDA driver did not initialise: {e:?}")))?;
@@ -249,13 +231,6 @@ impl Device {
                 f("gemv_fp8_tc5")?,
                 f("gemv_fp8_tc6")?,
             ],
-            gemv_mlp: [
-                f("gemv_fp8_mlp2")?,
-                f("gemv_fp8_mlp3")?,
-                f("gemv_fp8_mlp4")?,
-                f("gemv_fp8_mlp5")?,
-                f("gemv_fp8_mlp6")?,
-            ],
             gemm_bf16: f("gemm_bf16")?,
             gemm_fp8: f("gemm_fp8")?,
             attn_f32: f("attention_f32kv")?,
@@ -277,7 +252,7 @@ impl Device {
         // The GEMV stages its input row (Kp f32) in dynamic shared memory: allow the device's maximum.
         let static_smem = 2048;
         let max_smem = max_smem.saturating_sub(static_smem);
-        for g in k.gemv_bf16.iter().chain(k.gemv_fp8.iter()).chain(k.gemv_tc.iter()).chain(k.gemv_mlp.iter()) {
+        for g in k.gemv_bf16.iter().chain(k.gemv_fp8.iter()).chain(k.gemv_tc.iter()) {
             g.set_attribute(
                 sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 max_smem as i32,
@@ -579,8 +554,7 @@ impl Blas {
     }
 
     /// Y[m, n] (row-major f32, row stride n) = beta * Y + X[m, k] · W[n, k]ᵀ, X and W bf16 with row
-    /// strides `ldx` / `ldw` elements, f32 accumulation (compute type 32F), on `stream`. `w_t`: W is stored
-    /// transposed, as [k, n] rows of `ldw` elements (the fused MLP's down projection, v14).
+    /// strides `ldx` / `ldw` elements, f32 accumulation (compute type 32F), on `stream`.
     #[allow(clippy::too_many_arguments)]
     pub fn gemm_bf16(
         &self,
@@ -588,7 +562,8 @@ impl Blas {
         (m, n, k): (usize, usize, usize),
         x: u64,
         ldx: usize,
-        (w, ldw, w_t): (u64, usize, bool),
+        w: u64,
+        ldw: usize,
         y: u64,
         beta: f32,
     ) -> Result<()> {
@@ -600,15 +575,13 @@ impl Blas {
             blas_status("cublasSetStream", unsafe {
                 b::cublasSetStream_v2(self.0, stream.cu_stream() as b::cudaStream_t)
             })?;
-            // Column-major view: Yᵀ[n, m] = W[n, k] (= (Wᵀ)ᵀ, stored col-major as [k, n], ld ldw; or, with w_t,
-            // W itself stored col-major as [n, k]) · Xᵀ[k, m] (ld ldx).
-            let op_w = if w_t { b::cublasOperation_t::CUBLAS_OP_N } else { b::cublasOperation_t::CUBLAS_OP_T };
-            // SAFETY: x, w, y are device buffers of at least m·ldx, n·ldw (k·ldw with w_t; bf16) and m·n (f32)
-            // elements, live until the stream has run the call (the caller owns them for the prefill).
+            // Column-major view: Yᵀ[n, m] = W[n, k] (= (Wᵀ)ᵀ, stored col-major as [k, n], ld ldw) · Xᵀ[k, m] (ld ldx).
+            // SAFETY: x, w, y are device buffers of at least m·ldx, n·ldw (bf16) and m·n (f32) elements,
+            // live until the stream has run the call (the caller owns them for the prefill).
             blas_status("cublasGemmEx", unsafe {
                 b::cublasGemmEx(
                     self.0,
-                    op_w,
+                    b::cublasOperation_t::CUBLAS_OP_T,
                     b::cublasOperation_t::CUBLAS_OP_N,
                     i(n)?,
                     i(m)?,

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::loader::TensorStore;
 use crate::names;
 use cudarc::driver::{sys, CudaGraph, CudaSlice, CudaStream, DevicePtr};
-use device::{drv, guard, Arg, BlasSlot, Device, LaunchMode};
+use device::{drv, guard, Arg, Blas, BlasSlot, Device, LaunchMode};
 use pack::Packed;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -288,9 +288,6 @@ struct Lin {
     k: usize,
     kp: usize,
     bytes: usize,
-    /// Stored transposed: the n rows of `w` are the matrix's columns (the fused MLP's downᵀ, v14), so the
-    /// product is y[k] = sum over n of x[n] w[n, k].
-    trans: bool,
 }
 
 impl Lin {
@@ -319,7 +316,6 @@ impl Lin {
             k: p.k,
             kp: p.kp,
             bytes: p.bytes.len() + sc_bytes,
-            trans: false,
         })
     }
 }
@@ -363,7 +359,7 @@ struct LayerW {
     o: Lin,   // [hidden, heads * head_dim]
     ffn_norm: NormW,
     gate_up: Lin, // [2 * intermediate, hidden], rows interleaved gate_0, up_0, gate_1, up_1, ...
-    down: Lin,    // [hidden, intermediate], or with the fused MLP (v14) downᵀ [intermediate, hidden] (`trans`)
+    down: Lin,    // [hidden, intermediate]
 }
 
 /// Read-only device weights, shared by every sequence.
@@ -406,44 +402,6 @@ pub struct CudaModel {
     norm_fuse: bool,
     /// The persistent decode kernel's launch plan (FP8 on sm_90+, opt-in with `VIVA_TENSOR_PERSIST=1`).
     persist: Option<Persist>,
-    /// The fused MLP (v14, `mlp_fusable`): one kernel per layer for gate/up, silu and down (stored transposed),
-    /// whose blocks reduce their partial down projections into `CudaCache::ss`'s accumulator; the next
-    /// normed GEMV and the o projection fold it into the residual.
-    mlp_fuse: bool,
-}
-
-/// f32 slots of `CudaCache::ss` before the fused MLP's accumulator: the norm statistics and x' maxima
-/// (4 per layer and 1), rounded up to 16 bytes for the accumulator's vector reductions.
-fn ss_acc(cfg: &Config) -> usize {
-    (4 * cfg.num_layers + 1).next_multiple_of(4)
-}
-
-/// f32 length of `CudaCache::ss` (all of it zeroed by embed_rows each step, but slot 0): with the fused MLP's
-/// accumulator (hidden size) after the slots.
-fn ss_len(cfg: &Config, mlp_fuse: bool) -> usize {
-    if mlp_fuse {
-        ss_acc(cfg) + cfg.hidden_size
-    } else {
-        4 * cfg.num_layers + 1
-    }
-}
-
-/// Is the fused MLP (v14) used? The tensor-core FP8 GEMV with its cp.async ring (not the TMA one) on sm_90+
-/// (vector reductions), a hidden size of 1024, 2048 or 4096 (each warp streams an eighth of every downᵀ row, 128
-/// to 512 bytes: kernels/gemv.cu `tc_issue_down`; the normed GEMVs keep x + the accumulator in registers,
-/// `TC_RADD_K`), cuBLAS for the prefill's transposed down projection, an intermediate size that is a multiple
-/// of 4 (its activations are split for cuBLAS in fours), and not the persistent kernel (which reads down
-/// untransposed). `VIVA_TENSOR_MLP=unfused` keeps the two GEMVs of v13.
-fn mlp_fusable(dev: &Device, cfg: &Config, tc_gemv: bool) -> bool {
-    let env_is = |k: &str, v: &str| std::env::var(k).is_ok_and(|x| x == v);
-    tc_gemv
-        && !dev.tc_tma
-        && dev.cc.0 >= 9
-        && matches!(cfg.hidden_size, 1024 | 2048 | 4096)
-        && cfg.intermediate_size.is_multiple_of(4)
-        && !env_is("VIVA_TENSOR_MLP", "unfused")
-        && !env_is("VIVA_TENSOR_PERSIST", "1")
-        && dev.blas_ready()
 }
 
 /// Launch plan of the persistent FP8 decode kernel (kernels/persist.cu; docs/gpu.md, v8).
@@ -487,9 +445,8 @@ struct TcCfg {
     tma: bool,
 }
 
-/// Launch shape of the tensor-core GEMV for an `n` x `kp` matrix of `bytes` (weights and scales) on SMs
-/// `(count, shared memory, reserved per block)`, with the fused MLP's h when `mlp`: grid, kernel variant and
-/// dynamic shared memory. The ring is 6 slots (`tc.variant` fixes it), except for a matrix of at
+/// Launch shape of the tensor-core GEMV for an `n` x `kp` matrix of `bytes` (weights and scales): grid, kernel
+/// variant and dynamic shared memory. The ring is 6 slots (`tc.variant` fixes it), except for a matrix of at
 /// least `TC_LARGE` bytes where 6 slots would not let `tc.bps` blocks share an SM of `sm_smem` bytes (each
 /// block also costs `reserved` bytes and its static arrays): there the most slots with which they fit.
 /// Measured on an H100 (docs/gpu.md v9): 6 slots everywhere was fastest on the TinyLlama shape (its 12 MB down
@@ -503,16 +460,15 @@ fn tc_shape(
     kp: usize,
     bytes: usize,
     tc: TcCfg,
-    (sms, sm_smem, reserved): (usize, usize, usize),
-    mlp: bool,
+    sms: usize,
+    sm_smem: usize,
+    reserved: usize,
 ) -> (u32, usize, usize) {
     let tiles = n.div_ceil(TC_ROWS);
     let grid = tiles.min(sms * tc.bps).max(1);
-    // [mbarriers (one per slot, bulk-copy ring only)] | ring | x' | row sums | h (fused MLP: 8 per tile and a
-    // down piece's padding, at most 16).
+    // [mbarriers (one per slot, bulk-copy ring only)] | ring | x' | row sums.
     let bars = |v: usize| if tc.tma { (8 * TC_RINGS[v] * 8).next_multiple_of(128) } else { 0 };
-    let hs = if mlp { (tiles.div_ceil(grid) * TC_ROWS / 2 + 16) * 4 } else { 0 };
-    let smem_of = |v: usize| bars(v) + 8 * TC_RINGS[v] * TC_SLOT + kp * 2 + tiles.div_ceil(grid) * TC_ROWS * 4 + hs;
+    let smem_of = |v: usize| bars(v) + 8 * TC_RINGS[v] * TC_SLOT + kp * 2 + tiles.div_ceil(grid) * TC_ROWS * 4;
     // Static shared memory of the kernel (its reduction scratch) is under 256 bytes.
     let fits = |v: usize| tc.bps * (smem_of(v) + 256 + reserved) <= sm_smem;
     let top = TC_RINGS.len() - 1;
@@ -602,11 +558,10 @@ pub struct CudaCache {
     att: Buf,  // f32 [heads * head_dim]
     act: Buf,  // f32 [intermediate]
     logits: Buf,
-    po: Buf,  // f32 [heads, nsplit, head_dim]  split-KV partial outputs
-    pml: Buf, // f32 [heads, nsplit, 2]         partial max / sum
-    cnt: Buf, // i32 [heads]                    split completion counters
-    ss: Buf,  // f32 [4 layers + 1 (+ pad, hidden)] fused norm statistics (sum of squares per RMSNorm), x' maxima,
-    //            the fused MLP's accumulator (`ss_len`)
+    po: Buf,   // f32 [heads, nsplit, head_dim]  split-KV partial outputs
+    pml: Buf,  // f32 [heads, nsplit, 2]         partial max / sum
+    cnt: Buf,  // i32 [heads]                    split completion counters
+    ss: Buf,   // f32 [4 layers + 1]               fused norm statistics (sum of squares per RMSNorm), x' maxima
     sync: Buf, // u32 [8]  persistent kernel: grid barrier counter, argmax key, done counter (self-resetting)
     pre: Option<Prefill>,
     graph: Option<Graph>,
@@ -691,7 +646,6 @@ impl CudaModel {
             _ => None,
         };
         let up = |p: Packed| Lin::upload(&stream, p, tc_gemv_block.filter(|_| dev.tc_tma));
-        let mlp_fuse = mlp_fusable(&dev, cfg, tc_gemv_block.is_some());
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
             let n = |s: &str| names::layer(i, s);
@@ -712,13 +666,7 @@ impl CudaModel {
                 o: up(pack(&store.f32(&n(names::O), &[h, q_dim])?, h, q_dim))?,
                 ffn_norm: NormW::upload(&stream, &store.f32(&n(names::FFN_NORM), &[h])?)?,
                 gate_up: up(pack(&gu, 2 * inter, h))?,
-                down: if mlp_fuse {
-                    // downᵀ: row j = column j of down_proj, FP8 blocks along the hidden size.
-                    let t = pack::transpose(&store.f32(&n(names::DOWN), &[h, inter])?, h, inter);
-                    Lin { trans: true, ..up(pack(&t, inter, h))? }
-                } else {
-                    up(pack(&store.f32(&n(names::DOWN), &[h, inter])?, h, inter))?
-                },
+                down: up(pack(&store.f32(&n(names::DOWN), &[h, inter])?, h, inter))?,
             });
         }
         let embed_f32 = store.f32(names::EMBED, &[cfg.vocab_size, h])?;
@@ -816,18 +764,12 @@ impl CudaModel {
             attn_tc,
             norm_fuse,
             persist,
-            mlp_fuse,
         })
     }
 
     /// Does decode run as the one persistent kernel (kernels/persist.cu)?
     pub fn persistent_decode(&self) -> bool {
         self.persist.is_some()
-    }
-
-    /// Does decode run the fused MLP (v14: gate/up, silu and down in one kernel per layer)?
-    pub fn fused_mlp(&self) -> bool {
-        self.mlp_fuse
     }
 
     /// The decode step's attention kernel (see `Model::decode_attention`).
@@ -895,7 +837,7 @@ impl CudaModel {
             po: f(c.num_heads * self.nsplit.max(GQA_MAX_SPLIT) * c.head_dim)?,
             pml: f(c.num_heads * self.nsplit.max(GQA_MAX_SPLIT) * 2)?,
             cnt: f(c.num_heads)?,
-            ss: f(ss_len(c, self.mlp_fuse))?,
+            ss: f(4 * c.num_layers + 1)?,
             sync: f(8)?,
             pre: None,
             graph: None,
@@ -1070,8 +1012,7 @@ impl CudaModel {
 
     /// y (op)= W · x', x' optionally RMS-normalised with `norm` (see kernels/gemv.cu): through the tensor-core
     /// FP8 kernel (v9) when `gemv_tc` is set — at most `tc.bps` blocks per SM, each taking a contiguous share of
-    /// the 16-row tiles — else the CUDA-core kernel. `radd` (fused MLP, tensor-core kernel only): the MLP's
-    /// accumulator, added to x before the norm (modes 0 and 2), or folded into the residual y and zeroed (mode 1).
+    /// the 16-row tiles — else the CUDA-core kernel.
     #[allow(clippy::too_many_arguments)]
     fn gemv(
         &self,
@@ -1083,14 +1024,37 @@ impl CudaModel {
         mode: i32,
         ss: (u64, u64),
         xmax: (u64, u64),
-        radd: u64,
         tl: u64,
     ) -> Result<()> {
-        if self.gemv_tc.is_some() {
-            return self.gemv_tc(s, l, x, norm, (y, mode), ss, xmax, (radd, None), tl);
-        }
-        if radd != 0 {
-            return Err(Error::Cuda("the fused MLP's accumulator reached the CUDA-core GEMV".into()));
+        if let Some(tc) = self.gemv_tc {
+            let (grid, variant, smem) =
+                tc_shape(l.n, l.kp, l.bytes, tc, self.dev.sms, self.dev.sm_smem, self.dev.block_reserved_smem);
+            // Ring slots requested before griddepcontrol.wait: a matrix of TC_LARGE bytes or more requests its whole
+            // ring, the others kernels/gemv.cu TC_PREWAIT (H100, docs/gpu.md v11-v12: +0.5-0.8% on the Llama-2-7B
+            // shape, whose big matrices all qualify; -0.7% on TinyLlama's lm_head, one call). Flags (F + 1) << 8
+            // override.
+            let flags = if self.tc_flags & TC_PREWAIT_V11 != 0 || self.tc_flags >> 8 & 15 != 0 || l.bytes < TC_LARGE {
+                self.tc_flags
+            } else {
+                self.tc_flags | (TC_RINGS[variant] as i32 + 1) << 8
+            };
+            let xsh = norm.map_or(TC_XSH_DYN, |n| n.xsh);
+            let mut head = self.gemv_head(l, x, norm);
+            if self.dev.tc_tma {
+                // The kernel's TMA ring reads the weights through their tensor map and the scales in piece order.
+                let (Some(m), Some(st)) = (&l.tmap, &l.s_tc) else {
+                    return Err(Error::Cuda("a matrix without the TMA ring's tensor map reached the TMA GEMV".into()));
+                };
+                head[0] = Arg::P(m.ptr);
+                head[1] = Arg::P(st.ptr);
+            }
+            let args = [
+                &head[..],
+                &[Arg::P(y), Arg::I(mode), Arg::P(ss.0), Arg::P(ss.1), Arg::I(flags), Arg::I(xsh)],
+                &[Arg::P(xmax.0), Arg::P(xmax.1), Arg::P(tl)],
+            ]
+            .concat();
+            return self.dev.launch(s, &self.dev.k.gemv_tc[variant], (grid, 1, 1), 256, smem as u32, &args);
         }
         let (fs, ch) = if self.fp8() { (&self.dev.k.gemv_fp8, 16) } else { (&self.dev.k.gemv_bf16, 8) };
         let rw = if self.gemv_rw8 { 8 } else { 4 };
@@ -1119,63 +1083,6 @@ impl CudaModel {
         self.dev.launch(s, f, (grid, 1, 1), 256, (l.kp * 4) as u32, &args)
     }
 
-    /// The tensor-core FP8 GEMV (kernels/gemv.cu `gemv_tc_body`) of `gemv`, or with `down` the fused MLP (mode 3:
-    /// `l` is gate/up, `down` the transposed down projection, y the hidden-size accumulator).
-    #[allow(clippy::too_many_arguments)]
-    fn gemv_tc(
-        &self,
-        s: &CudaStream,
-        l: &Lin,
-        x: u64,
-        norm: Option<&NormW>,
-        (y, mode): (u64, i32),
-        ss: (u64, u64),
-        xmax: (u64, u64),
-        (radd, down): (u64, Option<&Lin>),
-        tl: u64,
-    ) -> Result<()> {
-        let Some(tc) = self.gemv_tc else {
-            return Err(Error::Cuda("the tensor-core GEMV is not in use".into()));
-        };
-        if down.is_some() && tc.tma {
-            return Err(Error::Cuda("the fused MLP has no TMA ring".into()));
-        }
-        let sm = (self.dev.sms, self.dev.sm_smem, self.dev.block_reserved_smem);
-        let (grid, variant, smem) = tc_shape(l.n, l.kp, l.bytes, tc, sm, down.is_some());
-        // Ring slots requested before griddepcontrol.wait: a matrix of TC_LARGE bytes or more requests its whole
-        // ring, the others kernels/gemv.cu TC_PREWAIT (H100, docs/gpu.md v11-v12: +0.5-0.8% on the Llama-2-7B
-        // shape, whose big matrices all qualify; -0.7% on TinyLlama's lm_head, one call). Flags (F + 1) << 8
-        // override.
-        let flags = if self.tc_flags & TC_PREWAIT_V11 != 0 || self.tc_flags >> 8 & 15 != 0 || l.bytes < TC_LARGE {
-            self.tc_flags
-        } else {
-            self.tc_flags | (TC_RINGS[variant] as i32 + 1) << 8
-        };
-        let xsh = norm.map_or(TC_XSH_DYN, |n| n.xsh);
-        let mut head = self.gemv_head(l, x, norm);
-        if self.dev.tc_tma {
-            // The kernel's TMA ring reads the weights through their tensor map and the scales in piece order.
-            let (Some(m), Some(st)) = (&l.tmap, &l.s_tc) else {
-                return Err(Error::Cuda("a matrix without the TMA ring's tensor map reached the TMA GEMV".into()));
-            };
-            head[0] = Arg::P(m.ptr);
-            head[1] = Arg::P(st.ptr);
-        }
-        let (dw, ds, dh) = match down {
-            Some(d) => (d.w.ptr, d.s.as_ref().map_or(0, |b| b.ptr), d.k as i32),
-            None => (0, 0, 0),
-        };
-        let args = [
-            &head[..],
-            &[Arg::P(y), Arg::I(mode), Arg::P(ss.0), Arg::P(ss.1), Arg::I(flags), Arg::I(xsh)],
-            &[Arg::P(xmax.0), Arg::P(xmax.1), Arg::P(radd)],
-            &[Arg::P(dw), Arg::P(ds), Arg::I(dh), Arg::P(tl)],
-        ]
-        .concat();
-        let kernels = if down.is_some() { &self.dev.k.gemv_mlp } else { &self.dev.k.gemv_tc };
-        self.dev.launch(s, &kernels[variant], (grid, 1, 1), 256, smem as u32, &args)
-    }
-
     /// Y[m, n] (op)= X[m, k] · Wᵀ on the tensor cores (see kernels/gemm.cu).
     fn gemm(&self, s: &CudaStream, l: &Lin, x: u64, m: usize, y: u64, mode: i32) -> Result<()> {
         let f = if self.fp8() { &self.dev.k.gemm_fp8 } else { &self.dev.k.gemm_bf16 };
@@ -1194,14 +1101,26 @@ impl CudaModel {
         self.dev.launch(s, f, (l.n.div_ceil(128) as u32, m.div_ceil(64) as u32, 1), 256, 0, &args)
     }
 
+    /// Is the cuBLAS handle usable (created now if not tried yet)? A failure is remembered and logged
+    /// once; the hand-written GEMMs are used instead.
     fn blas_ready(&self) -> bool {
-        self.dev.blas_ready()
+        let mut b = self.dev.blas.lock();
+        if matches!(*b, BlasSlot::Untried) {
+            *b = match Blas::new() {
+                Ok(h) => BlasSlot::Ready(h),
+                Err(e) => {
+                    eprintln!("viva_tensor: cuBLAS unavailable, prefill uses the built-in GEMMs: {e}");
+                    BlasSlot::Failed
+                }
+            };
+        }
+        matches!(*b, BlasSlot::Ready(_))
     }
 
     fn blas_scratch(&self, s: &Arc<CudaStream>, cap: usize) -> Result<BlasScratch> {
         let c = &self.cfg;
         let lins = self.layers.iter().flat_map(|l| [&l.qkv, &l.o, &l.gate_up, &l.down]);
-        let widest = lins.clone().map(|l| if l.trans { l.n } else { l.k }).max().unwrap_or(0);
+        let widest = lins.clone().map(|l| l.k).max().unwrap_or(0);
         let largest = lins.map(|l| l.n * l.kp).max().unwrap_or(0);
         let b = |n: usize| Buf::zeros(s, n * 2);
         Ok(BlasScratch {
@@ -1229,26 +1148,17 @@ impl CudaModel {
         mode: i32,
         bs: Option<&BlasScratch>,
     ) -> Result<()> {
-        // (out, in) sizes: a transposed matrix (the fused MLP's downᵀ) has cuBLAS or nothing.
-        let (n_out, k_in) = if l.trans { (l.k, l.n) } else { (l.n, l.k) };
-        let no_blas = || -> Result<()> {
-            if l.trans {
-                return Err(Error::Cuda("the fused MLP's transposed down projection needs cuBLAS in prefill".into()));
-            }
-            self.gemm(s, l, x, m, y, mode)
-        };
         let bs = match bs {
-            Some(b) if k_in.is_multiple_of(4) => b,
-            _ => return no_blas(),
+            Some(b) if l.k.is_multiple_of(4) => b,
+            _ => return self.gemm(s, l, x, m, y, mode),
         };
         let k = &self.dev.k;
         let guard_ = self.dev.blas.lock();
         let BlasSlot::Ready(blas) = &*guard_ else {
-            drop(guard_);
-            return no_blas();
+            return self.gemm(s, l, x, m, y, mode);
         };
         // Activations: f32 [m, k] -> bf16 (+ remainder for the bf16-weight path), as gemm.cu rounds them.
-        let n4 = m * k_in / 4;
+        let n4 = m * l.k / 4;
         let xl = bs.xl.as_ref().map_or(0, |b| b.ptr);
         self.dev.launch(
             s,
@@ -1285,13 +1195,12 @@ impl CudaModel {
             2 => (bs.g.ptr, 0.0),
             _ => (y, 0.0),
         };
-        let wt = (w, l.kp, l.trans);
-        blas.gemm_bf16(s, (m, n_out, k_in), bs.xh.ptr, k_in, wt, out, beta)?;
+        blas.gemm_bf16(s, (m, l.n, l.k), bs.xh.ptr, l.k, w, l.kp, out, beta)?;
         if let Some(xl) = &bs.xl {
-            blas.gemm_bf16(s, (m, n_out, k_in), xl.ptr, k_in, wt, out, 1.0)?;
+            blas.gemm_bf16(s, (m, l.n, l.k), xl.ptr, l.k, w, l.kp, out, 1.0)?;
         }
         if mode == 2 {
-            let np = m * n_out / 2;
+            let np = m * l.n / 2;
             self.dev.launch(
                 s,
                 &k.glu,
@@ -1377,8 +1286,8 @@ impl CudaModel {
                 Arg::P(c.step.ptr),
                 Arg::I(h as i32),
                 Arg::P(c.x.ptr),
-                Arg::P(if self.norm_fuse || self.mlp_fuse { c.ss.ptr } else { 0 }),
-                Arg::I(ss_len(cfg, self.mlp_fuse) as i32),
+                Arg::P(if self.norm_fuse { c.ss.ptr } else { 0 }),
+                Arg::I(4 * cfg.num_layers as i32 + 1),
             ],
         )?;
         mark("embed")?;
@@ -1388,11 +1297,6 @@ impl CudaModel {
         // their own block max.
         let slot = |j: usize| if self.norm_fuse { c.ss.at(j * 4) } else { 0 };
         let nl = cfg.num_layers;
-        // The fused MLP's accumulator (after the slots, zeroed by embed_rows with them; v14): each layer's MLP
-        // reduces its down projection into it, the next normed GEMV adds it to x, the next o projection folds it
-        // into x and zeroes it. The normed GEMVs that read it reduce their own statistic.
-        let acc = if self.mlp_fuse { c.ss.at(ss_acc(cfg) * 4) } else { 0 };
-        let ss_in = |j: usize| if self.mlp_fuse { 0 } else { slot(j) };
         let att_max = |li: usize| slot(2 * nl + 1 + 2 * li);
         let act_max = |li: usize| slot(2 * nl + 2 + 2 * li);
         // Launch j's timeline marks (GEMVs and attention in order; 0 when not recording).
@@ -1400,30 +1304,22 @@ impl CudaModel {
         for (li, l) in self.layers.iter().enumerate() {
             let j = 5 * li;
             // h = x + o_proj(attn(rope(q), rope(k), v)), q|k|v = qkv_proj(norm(x))
-            let ss = (ss_in(2 * li), 0);
-            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, ss, (0, 0), acc, tl(j))?;
+            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, (slot(2 * li), 0), (0, 0), tl(j))?;
             mark("norm+qkv gemv")?;
             let om = self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true, att_max(li), tl(j + 1))?;
             mark("rope+kv+attention")?;
-            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), (om, 0), acc, tl(j + 2))?;
+            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), (om, 0), tl(j + 2))?;
             mark("o gemv+residual")?;
             // x = h + down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
             let ss = (slot(2 * li + 1), 0);
-            if self.mlp_fuse {
-                let y = (acc, 3);
-                self.gemv_tc(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), y, ss, (0, 0), (0, Some(&l.down)), tl(j + 3))?;
-                mark("norm+gate/up+silu+down (fused MLP)")?;
-                continue;
-            }
-            self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2, ss, (0, act_max(li)), 0, tl(j + 3))?;
+            self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2, ss, (0, act_max(li)), tl(j + 3))?;
             mark("norm+gate/up gemv+silu")?;
-            let (ss, xm) = ((0, slot(2 * li + 2)), (act_max(li), 0));
-            self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1, ss, xm, 0, tl(j + 4))?;
+            self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 2)), (act_max(li), 0), tl(j + 4))?;
             mark("down gemv+residual")?;
         }
-        let last = (ss_in(2 * cfg.num_layers), 0);
+        let last = slot(2 * cfg.num_layers);
         let j = 5 * self.layers.len();
-        self.gemv(s, &self.lm_head, c.x.ptr, Some(&self.norm), c.logits.ptr, 0, last, (0, 0), acc, tl(j))?;
+        self.gemv(s, &self.lm_head, c.x.ptr, Some(&self.norm), c.logits.ptr, 0, (last, 0), (0, 0), tl(j))?;
         mark("norm+lm_head gemv")?;
         self.dev.launch(
             s,
@@ -1508,8 +1404,7 @@ impl CudaModel {
         }
         let use_blas = prefill_path() == PrefillPath::Cublas && t >= prefill_blas_min() && self.blas_ready();
         let p = c.pre.as_mut().ok_or_else(|| Error::Cuda("prefill scratch".into()))?;
-        // The fused MLP's transposed down projection always goes through cuBLAS (`mlp_fusable` checked it).
-        if (use_blas || self.mlp_fuse) && p.blas.is_none() {
+        if use_blas && p.blas.is_none() {
             p.blas = Some(self.blas_scratch(&c.stream, p.cap)?);
         }
         let ids: Vec<u8> = tokens.iter().flat_map(|&id| (id as i32).to_le_bytes()).collect();
@@ -1518,7 +1413,6 @@ impl CudaModel {
         let p = c.pre.as_ref().ok_or_else(|| Error::Cuda("prefill scratch".into()))?;
         let (k, s) = (&self.dev.k, &c.stream);
         let bs = if use_blas { p.blas.as_ref() } else { None };
-        let bs_down = if self.mlp_fuse { p.blas.as_ref() } else { bs };
         let eps = cfg.rms_norm_eps as f32;
         let a16 = self.a16();
         let tu = t as u32;
@@ -1565,11 +1459,11 @@ impl CudaModel {
             mark("rmsnorm")?;
             self.gemm_pre(s, &l.gate_up, p.xn.ptr, t, p.act.ptr, 2, bs)?;
             mark("gate/up gemm+silu")?;
-            self.gemm_pre(s, &l.down, p.act.ptr, t, p.x.ptr, 1, bs_down)?;
+            self.gemm_pre(s, &l.down, p.act.ptr, t, p.x.ptr, 1, bs)?;
             mark("down gemm+residual")?;
         }
         let last = p.x.at((t - 1) * h * 4);
-        self.gemv(s, &self.lm_head, last, Some(&self.norm), c.logits.ptr, 0, (0, 0), (0, 0), 0, 0)?;
+        self.gemv(s, &self.lm_head, last, Some(&self.norm), c.logits.ptr, 0, (0, 0), (0, 0), 0)?;
         mark("norm+lm_head gemv")
     }
 
@@ -1672,10 +1566,8 @@ impl CudaModel {
                 out.extend_from_slice(&bytes);
                 std::fs::write(&path, out).map_err(|e| Error::InvalidOption(format!("timeline dump {path}: {e}")))?;
             }
-            let names = ["qkv", "attention", "o", if self.mlp_fuse { "mlp" } else { "gate/up" }, "down"];
+            let names = ["qkv", "attention", "o", "gate/up", "down"];
             Ok((0..n)
-                // The fused MLP's layers have no down launch.
-                .filter(|&j| !(self.mlp_fuse && j % 5 == 4 && j < 5 * nl))
                 .map(|j| {
                     let name = if j == 5 * nl { "lm_head".to_string() } else { format!("L{} {}", j / 5, names[j % 5]) };
                     let mut m = [f64::NAN; TL_MARKS];
@@ -1899,7 +1791,7 @@ mod tests {
     }
     fn h100_with(n: usize, kp: usize, tc: TcCfg) -> (u32, usize, usize) {
         let bytes = n * kp + n * (kp / 128) * 4; // FP8 block 128: one f32 scale per 128 weights
-        tc_shape(n, kp, bytes, tc, (132, 233_472, 1024), false)
+        tc_shape(n, kp, bytes, tc, 132, 233_472, 1024)
     }
 
     #[test]

@@ -127,23 +127,6 @@ pub fn pack_tc_scales(scales: &[f32], n: usize, kp: usize, block: usize) -> Vec<
     out
 }
 
-/// `w` [rows, cols] row-major transposed to [cols, rows] (the fused MLP's downᵀ, v14), in 32 x 32 blocks.
-pub fn transpose(w: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    const B: usize = 32;
-    let mut t = vec![0f32; rows * cols];
-    t.par_chunks_mut(B * rows).enumerate().for_each(|(bi, out)| {
-        for r0 in (0..rows).step_by(B) {
-            for (dc, orow) in out.chunks_exact_mut(rows).enumerate() {
-                let c = bi * B + dc;
-                for (r, o) in orow.iter_mut().enumerate().skip(r0).take(B) {
-                    *o = w[r * cols + c];
-                }
-            }
-        }
-    });
-    t
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,18 +192,6 @@ mod tests {
                     // 3 mantissa bits: relative error <= 2^-4 for normals; subnormals are absolute.
                     let amax = sc[r * (p.kp / block) + c / block] * E4M3_MAX;
                     assert!((q - v).abs() <= v.abs() / 16.0 + amax * 2f32.powi(-9) / E4M3_MAX * 2.0, "{v} -> {q}");
-                }
-            }
-        }
-    }
-    #[test]
-    fn transpose_swaps_rows_and_columns() {
-        for (rows, cols) in [(3usize, 5usize), (64, 33), (40, 70)] {
-            let w: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
-            let t = super::transpose(&w, rows, cols);
-            for r in 0..rows {
-                for c in 0..cols {
-                    assert_eq!(t[c * rows + r], w[r * cols + c], "{rows}x{cols} at ({r}, {c})");
                 }
             }
         }
