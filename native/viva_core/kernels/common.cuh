@@ -125,16 +125,12 @@ __device__ __forceinline__ u16 f32_to_f16_bits(float f) {
 
 __device__ __forceinline__ u32 smem_u32(const void* p) { return (u32)__cvta_generic_to_shared(p); }
 
-// mbarriers and bulk copies (sm_90+): the persistent decode kernel's ring and the tensor-core GEMV's TMA ring
-// (v13). Declared on every chip (the TMA GEMV's template names them) but empty below sm_90, where no kernel that
-// uses them is emitted.
-__device__ __forceinline__ void mbar_init(u64* b, u32 count) {
+// mbarriers and bulk copies (sm_90+): the persistent decode kernel's ring and the tensor-core GEMV's (v13).
 #if __CUDA_ARCH__ >= 900
+__device__ __forceinline__ void mbar_init(u64* b, u32 count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(b)), "r"(count) : "memory");
-#endif
 }
 __device__ __forceinline__ void mbar_wait(u64* b, u32 parity) {
-#if __CUDA_ARCH__ >= 900
   u32 done;
   do {
     asm volatile(
@@ -143,29 +139,23 @@ __device__ __forceinline__ void mbar_wait(u64* b, u32 parity) {
         : "r"(smem_u32(b)), "r"(parity)
         : "memory");
   } while (!done);
-#endif
 }
 __device__ __forceinline__ void mbar_arrive(u64* b) {
-#if __CUDA_ARCH__ >= 900
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(b)) : "memory");
-#endif
 }
 __device__ __forceinline__ void mbar_expect(u64* b, u32 bytes) {
-#if __CUDA_ARCH__ >= 900
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(b)), "r"(bytes) : "memory");
-#endif
 }
 // Bulk copy of `bytes` (multiple of 16, both addresses 16-byte aligned) from global to shared memory,
 // completing on mbarrier b; weights are read once per step, so they are marked first to leave L2.
 __device__ __forceinline__ void bulk_g2s(void* dst, const void* src, u32 bytes, u64* b, u64 policy) {
-#if __CUDA_ARCH__ >= 900
   asm volatile(
       "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;" ::"r"(
           smem_u32(dst)),
       "l"(src), "r"(bytes), "r"(smem_u32(b)), "l"(policy)
       : "memory");
-#endif
 }
+#endif
 
 // d += A . B on the tensor cores (mma.sync m16n8k16, f16 inputs, f32 accumulation); a0..a3 are the A fragment's
 // four registers (rows g / g + 8 at k 2q, 2q + 1, then at k 2q + 8, 2q + 9), b0, b1 the B fragment's.

@@ -329,7 +329,7 @@ __device__ __forceinline__ void tc_issue(const u8* __restrict__ W, const float* 
   }
 }
 
-// v13: in the TMA variants (gemv_fp8_tma*, sm_90+; which matrices use them: `CudaModel::tma_min`) the ring is filled by the TMA unit,
+// v13: with TC_TMA (the host's -DTC_TMA=1, `VIVA_TENSOR_TC_TMA=1`, sm_90+) the ring is filled by the TMA unit,
 // completing on one mbarrier per slot, instead of per-thread cp.async (~140 16-byte copies a piece, all in the SM's
 // load queue, where x's loads after griddepcontrol.wait wait behind them). Lane 0 issues two copies a piece: the
 // 16 rows x 128 bytes through a tensor map (W is then its address) whose 4D view - 64 bytes, row % 8 (stride Kp),
@@ -337,6 +337,15 @@ __device__ __forceinline__ void tc_issue(const u8* __restrict__ W, const float* 
 // slot's four quarters; and the piece's scales, stored by the host in piece order (pack::pack_tc_scales: 128
 // bytes for blocks of 64, 64 for 128). (A first form with one 64-byte bulk copy per lane, 33 a piece, streamed at
 // 1.0-1.5 TB/s: docs/gpu.md v13.)
+#ifndef TC_TMA
+#define TC_TMA 0
+#endif
+#if TC_TMA && __CUDA_ARCH__ >= 900
+#define TC_USE_TMA 1
+#else
+#define TC_USE_TMA 0
+#endif
+#if TC_USE_TMA
 __device__ __forceinline__ void tc_issue_bulk(const u8* __restrict__ tmap, const float* __restrict__ Stc, bool qb64,
                                               int Kp, int tile, int pc, u8* slot, u64* bar, int lane, u64 policy,
                                               int flags) {
@@ -348,15 +357,14 @@ __device__ __forceinline__ void tc_issue_bulk(const u8* __restrict__ tmap, const
   }
   const int sc_bytes = qb64 ? 128 : 64;
   mbar_expect(bar, 2048 + sc_bytes);
-#if __CUDA_ARCH__ >= 900
   asm volatile(
       "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%2, "
       "%3, %4, %5}], [%6], %7;" ::"r"(smem_u32(slot)),
       "l"(tmap), "r"(0), "r"(0), "r"(2 * pc), "r"(2 * tile), "r"(smem_u32(bar)), "l"(policy)
       : "memory");
-#endif
   bulk_g2s(slot + 2048, (const u8*)Stc + ((size_t)tile * (Kp >> 7) + pc) * sc_bytes, sc_bytes, bar, policy);
 }
+#endif
 
 // x' into xs16 for the block (all threads): bf16(norm_w * x * rs) or bf16(x), times 2^e, as f16, zero-padded
 // to Kp; zeroes accs[0, nacc). Returns 2^-e. e, in one pass: from *xmax = max |bf16(x)| where the kernel that
@@ -418,7 +426,7 @@ __device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const f
   return exp2i(-sh);
 }
 
-template <int R, bool TMA>
+template <int R>
 __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const float* __restrict__ S, int qblock, int N,
                                              int K, int Kp, const float* __restrict__ x,
                                              const float* __restrict__ norm_w, float eps, float* __restrict__ y,
@@ -438,7 +446,7 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
   const bool qb64 = qblock == 64;
   // [mbarriers (TMA ring only)] | ring | x' | row sums
   // (the mbarriers padded to 128 bytes: the TMA unit writes slots at 128-byte aligned addresses)
-  constexpr int BARB = TMA ? (TC_WARPS * R * 8 + 127) / 128 * 128 : 0;
+  constexpr int BARB = TC_USE_TMA ? (TC_WARPS * R * 8 + 127) / 128 * 128 : 0;
   u64* bars = (u64*)tc_smem + warp * R;
   u8* ring = tc_smem + BARB + warp * (R * TC_SLOT);
   u16* xs16 = (u16*)(tc_smem + BARB + TC_WARPS * R * TC_SLOT);
@@ -450,25 +458,30 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
   // Issue cursor: the next piece, p0 + issued = (tile it, column ic). Each call copies it (if any is left) into
   // ring slot `slot` and commits one cp.async group, so that group i is always piece p0 + i.
   int it = t0 + p0 / nps, ic = p0 % nps, issued = 0;
-  if constexpr (TMA) {
-    if (lane == 0) {
-      for (int i = 0; i < R; ++i) mbar_init(bars + i, 1);
-      asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    }
-    __syncwarp();
+#if TC_USE_TMA
+  if (lane == 0) {
+    for (int i = 0; i < R; ++i) mbar_init(bars + i, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
+  __syncwarp();
   auto issue_next = [&](int slot) {
     if (p0 + issued < p1) {
-      if constexpr (TMA) {
-        tc_issue_bulk(W, S, qb64, Kp, it, ic, ring + slot * TC_SLOT, bars + slot, lane, policy, flags);
-      } else {
-        tc_issue(W, S, qb64, N, Kp, it, ic, ring_s + slot * TC_SLOT, lane, policy, flags);
-      }
+      tc_issue_bulk(W, S, qb64, Kp, it, ic, ring + slot * TC_SLOT, bars + slot, lane, policy, flags);
       ++issued;
       if (++ic == nps) ic = 0, ++it;
     }
-    if constexpr (!TMA) cp_commit();
   };
+#else
+  (void)bars;
+  auto issue_next = [&](int slot) {
+    if (p0 + issued < p1) {
+      tc_issue(W, S, qb64, N, Kp, it, ic, ring_s + slot * TC_SLOT, lane, policy, flags);
+      ++issued;
+      if (++ic == nps) ic = 0, ++it;
+    }
+    cp_commit();
+  };
+#endif
   // The weights do not depend on the previous kernel: the first TC_PREWAIT slots are filled before waiting for it.
   const int pf = (flags >> TC_PREWAIT_SHIFT) & 15, pre = min(R, pf ? pf - 1 : TC_PREWAIT);
 #pragma unroll
@@ -493,11 +506,11 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
   for (int p = p0; p < p1; ++p) {
     // Refill the slot read in the previous iteration (its values are in registers by now).
     if (p > p0) issue_next(slot == 0 ? R - 1 : slot - 1);
-    if constexpr (TMA) {
-      mbar_wait(bars + slot, phase);  // piece p has landed
-    } else {
-      cp_wait<R - 1>();  // this thread's copies of piece p have landed
-    }
+#if TC_USE_TMA
+    mbar_wait(bars + slot, phase);  // piece p has landed
+#else
+    cp_wait<R - 1>();  // this thread's copies of piece p have landed
+#endif
     if (!(flags & TC_NOMATH)) {
       const u8* sl = ring + slot * TC_SLOT;
       const uint4 wa0 = *(const uint4*)(sl + 16 * lane), wa1 = *(const uint4*)(sl + 512 + 16 * lane);
@@ -527,13 +540,17 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
         }
       }
       if (q == 0) {
+#if TC_USE_TMA
         float4 sc;
-        if (!TMA || qb64) {
+        if (qb64) {
           sc = *(const float4*)(sl + 2048 + 16 * g);
-        } else {  // the TMA ring's scales for blocks of 128: one per row and piece
+        } else {
           const float2 s2 = *(const float2*)(sl + 2048 + 8 * g);
           sc = make_float4(s2.x, s2.x, s2.y, s2.y);
         }
+#else
+        const float4 sc = *(const float4*)(sl + 2048 + 16 * g);
+#endif
         acc0 = fmaf(d[0][0], sc.x, fmaf(d[1][0], qb64 ? sc.y : sc.x, acc0));
         acc8 = fmaf(d[0][2], sc.z, fmaf(d[1][2], qb64 ? sc.w : sc.z, acc8));
       }
@@ -587,24 +604,16 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
 
 // R = ring slots per warp (R - 1 pieces of 2 KB in flight); the host picks R and the blocks per SM
 // (VIVA_TENSOR_TC_RING / _BPS). At most 85 registers, so that 3 blocks fit an SM.
-#define GEMV_TC_ENTRY(name, R, TMA)                                                                              \
+#define GEMV_TC_ENTRY(name, R)                                                                                   \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, 3)                                                    \
       name(const u8* W, const float* S, int qblock, int N, int K, int Kp, const float* x, const float* norm_w,  \
            float eps, float* y, int mode, const float* ss_in, float* ss_out, int flags, int xsh,                 \
            const float* xmax_in, float* xmax_out, u64* tl) {                                                     \
-    gemv_tc_body<R, TMA>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags, xsh, xmax_in,         \
+    gemv_tc_body<R>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags, xsh, xmax_in,         \
                     xmax_out, tl);                                                                               \
   }
-GEMV_TC_ENTRY(gemv_fp8_tc2, 2, false)
-GEMV_TC_ENTRY(gemv_fp8_tc3, 3, false)
-GEMV_TC_ENTRY(gemv_fp8_tc4, 4, false)
-GEMV_TC_ENTRY(gemv_fp8_tc5, 5, false)
-GEMV_TC_ENTRY(gemv_fp8_tc6, 6, false)
-// The TMA ring (sm_90+; W is the matrix's tensor map, S its scales in piece order).
-#if __CUDA_ARCH__ >= 900
-GEMV_TC_ENTRY(gemv_fp8_tma2, 2, true)
-GEMV_TC_ENTRY(gemv_fp8_tma3, 3, true)
-GEMV_TC_ENTRY(gemv_fp8_tma4, 4, true)
-GEMV_TC_ENTRY(gemv_fp8_tma5, 5, true)
-GEMV_TC_ENTRY(gemv_fp8_tma6, 6, true)
-#endif
+GEMV_TC_ENTRY(gemv_fp8_tc2, 2)
+GEMV_TC_ENTRY(gemv_fp8_tc3, 3)
+GEMV_TC_ENTRY(gemv_fp8_tc4, 4)
+GEMV_TC_ENTRY(gemv_fp8_tc5, 5)
+GEMV_TC_ENTRY(gemv_fp8_tc6, 6)

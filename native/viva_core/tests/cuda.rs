@@ -290,22 +290,6 @@ fn bytelevel_tiny_fp8_tc_gemv_matches_default() {
     }
 }
 
-/// The tensor-core GEMV's ring filled by the TMA unit through tensor maps (v13, sm_90+; `VIVA_TENSOR_TC_TMA=1`
-/// gives it every matrix) against its cp.async ring: the same products, so only the summation order may differ.
-#[test]
-fn fp8_tma_ring_matches_cp_async_ring() {
-    match viva_core::backend::cuda::available() {
-        Ok(name) if !name.contains("(sm_8") => {}
-        Ok(name) => return println!("SKIPPED: the TMA ring needs sm_90+ ({name})"),
-        Err(e) => return println!("SKIPPED: no CUDA device ({e})"),
-    }
-    for name in ["stories260k", "bytelevel-tiny"] {
-        if let Some((cp, tma)) = load_pair(name, "VIVA_TENSOR_TC_TMA", "0", "1") {
-            compare_fp8(name, "TMA ring vs cp.async ring", &cp, &tma);
-        }
-    }
-}
-
 /// The tensor-core GEMV's x' shift taken without a block max (v12: the static bound of an RMSNorm input, the maxima
 /// the attention and silu epilogues reduce for the o and down projections) against the block max of v9-v11
 /// (`VIVA_TENSOR_TC_FLAGS=32`). The shifts are equal (the producers reduce the same max) or smaller (the bound), and

@@ -93,9 +93,6 @@ pub struct Kernels {
     pub gemv_fp8: [CudaFunction; 2],
     /// The tensor-core FP8 GEMV (kernels/gemv.cu, v9) with 2 / 3 / 4 / 5 / 6 ring slots per warp.
     pub gemv_tc: [CudaFunction; 5],
-    /// The same with its ring filled by the TMA unit (v13; sm_90+, else None; which matrices use it:
-    /// `CudaModel::tma_min`).
-    pub gemv_tma: Option<[CudaFunction; 5]>,
     pub gemm_bf16: CudaFunction,
     pub gemm_fp8: CudaFunction,
     pub attn_f32: CudaFunction,
@@ -135,6 +132,9 @@ pub struct Device {
     pub pdl: bool,
     /// The kernels carry the timeline marks (`VIVA_TENSOR_TIMELINE=1` when the device was created; bench only).
     pub timeline: bool,
+    /// The tensor-core GEMV fills its ring through the TMA unit (sm_90+, `VIVA_TENSOR_TC_TMA=1`; measured slower
+    /// than its cp.async ring, docs/gpu.md v13).
+    pub tc_tma: bool,
     /// cuBLAS handle for the prefill GEMMs (created on first use, kept for the process).
     pub blas: Mutex<BlasSlot>,
     /// Every kernel's name and parameter sizes in bytes, by function handle, as the driver reports them (empty
@@ -206,7 +206,8 @@ impl Device {
             )));
         }
         let timeline = std::env::var("VIVA_TENSOR_TIMELINE").is_ok_and(|v| v == "1");
-        let module = compile(&ctx, cc, timeline)?;
+        let tc_tma = cc.0 >= 9 && std::env::var("VIVA_TENSOR_TC_TMA").is_ok_and(|v| v == "1");
+        let module = compile(&ctx, cc, timeline, tc_tma)?;
         let loaded = std::cell::RefCell::new(Vec::new());
         let f = |n: &str| {
             let func = module
@@ -230,17 +231,6 @@ impl Device {
                 f("gemv_fp8_tc5")?,
                 f("gemv_fp8_tc6")?,
             ],
-            gemv_tma: if cc.0 >= 9 {
-                Some([
-                    f("gemv_fp8_tma2")?,
-                    f("gemv_fp8_tma3")?,
-                    f("gemv_fp8_tma4")?,
-                    f("gemv_fp8_tma5")?,
-                    f("gemv_fp8_tma6")?,
-                ])
-            } else {
-                None
-            },
             gemm_bf16: f("gemm_bf16")?,
             gemm_fp8: f("gemm_fp8")?,
             attn_f32: f("attention_f32kv")?,
@@ -262,8 +252,7 @@ impl Device {
         // The GEMV stages its input row (Kp f32) in dynamic shared memory: allow the device's maximum.
         let static_smem = 2048;
         let max_smem = max_smem.saturating_sub(static_smem);
-        let tma = k.gemv_tma.iter().flatten();
-        for g in k.gemv_bf16.iter().chain(k.gemv_fp8.iter()).chain(k.gemv_tc.iter()).chain(tma) {
+        for g in k.gemv_bf16.iter().chain(k.gemv_fp8.iter()).chain(k.gemv_tc.iter()) {
             g.set_attribute(
                 sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 max_smem as i32,
@@ -313,6 +302,7 @@ impl Device {
             persist_smem,
             pdl,
             timeline,
+            tc_tma,
             blas: Mutex::new(BlasSlot::Untried),
             params,
         })
@@ -501,13 +491,19 @@ fn check_args(name: &str, sizes: &[usize], args: &[Arg]) -> Result<()> {
     Ok(())
 }
 
-fn compile(ctx: &Arc<CudaContext>, cc: (i32, i32), timeline: bool) -> Result<Arc<cudarc::driver::CudaModule>> {
+fn compile(
+    ctx: &Arc<CudaContext>,
+    cc: (i32, i32),
+    timeline: bool,
+    tc_tma: bool,
+) -> Result<Arc<cudarc::driver::CudaModule>> {
     use cudarc::nvrtc::{compile_ptx_with_opts, CompileError, CompileOptions};
     let src: String = SOURCES.iter().map(|(name, text)| format!("// ---- {name}\n{text}\n")).collect();
     let mut options = vec![format!("--gpu-architecture=compute_{}{}", cc.0, cc.1), "--std=c++17".into()];
     if timeline {
         options.push("-DVIVA_TIMELINE".into());
     }
+    options.push(format!("-DTC_TMA={}", u8::from(tc_tma)));
     // Experiments: `VIVA_TENSOR_NVRTC_DEFINES="-DNAME=V ..."` (only -D options are taken).
     if let Ok(defs) = std::env::var("VIVA_TENSOR_NVRTC_DEFINES") {
         options.extend(defs.split_whitespace().filter(|d| d.starts_with("-D")).map(String::from));

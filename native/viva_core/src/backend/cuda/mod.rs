@@ -291,8 +291,8 @@ struct Lin {
 }
 
 impl Lin {
-    /// `tc_block`: the FP8 block when the tensor-core GEMV's ring for this matrix is fed by the TMA unit
-    /// (`tma_min`): the weights then also get a tensor map and the scales a copy in piece order.
+    /// `tc_block`: the FP8 block when the tensor-core GEMV's ring is fed by the TMA unit (`Device::tc_tma`): the
+    /// weights then also get a tensor map and the scales a copy in piece order.
     fn upload(s: &Arc<CudaStream>, p: Packed, tc_block: Option<usize>) -> Result<Lin> {
         let sc_bytes = p.scales.as_ref().map_or(0, |v| v.len() * 4);
         let (s_tc, w, tmap) = match (&p.scales, tc_block) {
@@ -331,21 +331,6 @@ impl NormW {
     fn upload(s: &Arc<CudaStream>, w: &[f32]) -> Result<NormW> {
         Ok(NormW { w: Buf::from_f32(s, w)?, xsh: norm_x_shift(w) })
     }
-}
-
-/// The smallest matrix (weights and scales, bytes) whose tensor-core GEMV ring is filled by the TMA unit
-/// (kernels/gemv.cu `tc_issue_bulk`, v13): None for none. Needs the tensor-core GEMV and sm_90+.
-/// `VIVA_TENSOR_TC_TMA=1` every matrix, `=0` none; `VIVA_TENSOR_TC_TMA_MIN=MB` those of at least MB MiB.
-fn tma_min(dev: &Device, tc_gemv: bool) -> Option<usize> {
-    if !tc_gemv || dev.k.gemv_tma.is_none() {
-        return None;
-    }
-    match std::env::var("VIVA_TENSOR_TC_TMA").ok().as_deref() {
-        Some("1") => return Some(0),
-        Some("0") => return None,
-        _ => {}
-    }
-    std::env::var("VIVA_TENSOR_TC_TMA_MIN").ok().and_then(|v| v.parse::<usize>().ok()).map(|mb| mb << 20)
 }
 
 /// kernels/gemv.cu TC_XSH_DYN: the GEMV takes x''s f16 shift from the block's max |x'|.
@@ -456,8 +441,7 @@ struct TcCfg {
     bps: usize,
     /// No more ring slots than a warp has pieces (v13, `VIVA_TENSOR_TC_FIT=1`; measured slower, docs/gpu.md).
     fit: bool,
-    /// The ring is filled with bulk copies (a matrix with a tensor map, `tma_min`): one mbarrier per slot in
-    /// shared memory.
+    /// The ring is filled with bulk copies (`Device::tc_tma`): one mbarrier per slot in shared memory.
     tma: bool,
 }
 
@@ -650,8 +634,8 @@ impl CudaModel {
             }
         };
         // v9 (docs/gpu.md): the tensor-core GEMV for FP8 blocks of 64 / 128 (a piece spans 128 k, one or two
-        // scales); `VIVA_TENSOR_GEMV=cuda-core` keeps the v5 GEMV. The matrices that its TMA ring streams
-        // (`tma_min`) get their tensor maps and piece-ordered scales at upload.
+        // scales); `VIVA_TENSOR_GEMV=cuda-core` keeps the v5 GEMV. Its TMA ring (`Device::tc_tma`) needs the
+        // matrices' tensor maps and piece-ordered scales, made at upload.
         let tc_gemv_block = match format {
             Format::Fp8 { block }
                 if (block == 64 || block == 128)
@@ -661,11 +645,7 @@ impl CudaModel {
             }
             _ => None,
         };
-        let tma_min = tma_min(&dev, tc_gemv_block.is_some());
-        let up = |p: Packed| {
-            let bytes = p.bytes.len() + p.scales.as_ref().map_or(0, |v| v.len() * 4);
-            Lin::upload(&stream, p, tc_gemv_block.filter(|_| tma_min.is_some_and(|m| bytes >= m)))
-        };
+        let up = |p: Packed| Lin::upload(&stream, p, tc_gemv_block.filter(|_| dev.tc_tma));
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
             let n = |s: &str| names::layer(i, s);
@@ -734,7 +714,7 @@ impl CudaModel {
                 .and_then(|slots| TC_RINGS.iter().position(|&r| r == slots));
             let bps = env("VIVA_TENSOR_TC_BPS").and_then(|v| v.parse::<usize>().ok()).unwrap_or(2).clamp(1, 4);
             let fit = env("VIVA_TENSOR_TC_FIT").is_some_and(|v| v == "1");
-            TcCfg { variant, bps, fit, tma: false }
+            TcCfg { variant, bps, fit, tma: dev.tc_tma }
         });
         let tc_flags = env("VIVA_TENSOR_TC_FLAGS").and_then(|v| v.parse::<i32>().ok()).unwrap_or(0);
         let group = cfg.num_heads / cfg.num_kv_heads.max(1);
@@ -1047,9 +1027,6 @@ impl CudaModel {
         tl: u64,
     ) -> Result<()> {
         if let Some(tc) = self.gemv_tc {
-            // The TMA ring for the matrices uploaded with a tensor map (`tma_min`).
-            let tma = l.tmap.is_some();
-            let tc = TcCfg { tma, ..tc };
             let (grid, variant, smem) =
                 tc_shape(l.n, l.kp, l.bytes, tc, self.dev.sms, self.dev.sm_smem, self.dev.block_reserved_smem);
             // Ring slots requested before griddepcontrol.wait: a matrix of TC_LARGE bytes or more requests its whole
@@ -1063,17 +1040,13 @@ impl CudaModel {
             };
             let xsh = norm.map_or(TC_XSH_DYN, |n| n.xsh);
             let mut head = self.gemv_head(l, x, norm);
-            let mut f = &self.dev.k.gemv_tc[variant];
-            if let Some(m) = &l.tmap {
+            if self.dev.tc_tma {
                 // The kernel's TMA ring reads the weights through their tensor map and the scales in piece order.
-                let (Some(st), Some(fs)) = (&l.s_tc, &self.dev.k.gemv_tma) else {
-                    return Err(Error::Cuda(
-                        "a matrix with a tensor map but no TMA GEMV or scales in piece order".into(),
-                    ));
+                let (Some(m), Some(st)) = (&l.tmap, &l.s_tc) else {
+                    return Err(Error::Cuda("a matrix without the TMA ring's tensor map reached the TMA GEMV".into()));
                 };
                 head[0] = Arg::P(m.ptr);
                 head[1] = Arg::P(st.ptr);
-                f = &fs[variant];
             }
             let args = [
                 &head[..],
@@ -1081,7 +1054,7 @@ impl CudaModel {
                 &[Arg::P(xmax.0), Arg::P(xmax.1), Arg::P(tl)],
             ]
             .concat();
-            return self.dev.launch(s, f, (grid, 1, 1), 256, smem as u32, &args);
+            return self.dev.launch(s, &self.dev.k.gemv_tc[variant], (grid, 1, 1), 256, smem as u32, &args);
         }
         let (fs, ch) = if self.fp8() { (&self.dev.k.gemv_fp8, 16) } else { (&self.dev.k.gemv_bf16, 8) };
         let rw = if self.gemv_rw8 { 8 } else { 4 };
