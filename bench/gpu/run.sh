@@ -7,7 +7,8 @@
 #   BEAM=1: also time generate/3 through the BEAM;  LLAMA7B=1: also the Llama-2-7B shape (fp8 + torch-graph bf16)
 #   (bench/gpu/llama7b.sh runs that part alone);  EXTRA=1: v9/v10 probe rows and the decode timeline;
 #   BASE=1: also .carry/viva-bench-base (another commit's binary) at the default; EXTRA=1 and LLAMA7B=1 also time the
-#   v4 GQA attention (VIVA_TENSOR_ATTN=gqa) against the default tensor-core cluster attention (v11)
+#   v4 GQA attention (VIVA_TENSOR_ATTN=gqa) against the default tensor-core cluster attention (v11), FP8 blocks of
+#   64, the 5-slot ring and the v5-v8 CUDA-core GEMV on the Llama-2-7B shape (else only the default and blocks of 128)
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 SHAPE=${SHAPE:-tinyllama-1.1b}
 
@@ -50,13 +51,15 @@ else
   # v4 correctness on the TinyLlama shape: bf16 weights (f32 activations and KV) against the CPU f32
   # path, 300-token prefill (causal GQA kernel) then 16 decode steps (split GQA kernel).
   run $B --weights bf16 --label chk:bf16-vs-cpu --new 16 --prefill-len 0 --api-steps 0 --agree 16 --agree-prompt 300
-  # Default (v9: fp8 block 128, tensor-core GEMV), then block 64, the v5-v8 CUDA-core GEMV, bf16, the v8 kernel.
-  # EXTRA=1 adds the tensor-core GEMV with a fixed ring (5 or 6 slots for every matrix) and without its math.
-  run $B --weights fp8 --label viva:fp8/b128-default --agree ${AGREE:-24} --profile
+  # Default (v14: fp8 with one scale per row, tensor-core GEMV), then blocks of 128 (v9-v13's default) and 64, the
+  # v5-v8 CUDA-core GEMV, bf16, the v8 kernel. EXTRA=1 adds the tensor-core GEMV with a fixed ring (5 or 6 slots
+  # for every matrix) and without its math.
+  run $B --weights fp8 --label viva:fp8/row-default --agree ${AGREE:-24} --profile
+  run $B --weights fp8 --fp8-block 128 --label viva:fp8/b128 --api-steps 0 --agree ${AGREE:-24}
   run $B --weights fp8 --fp8-block 64 --label viva:fp8/b64 --api-steps 0
   VIVA_TENSOR_GEMV=cuda-core run $B --weights fp8 --fp8-block 64 --label viva:fp8/b64-cudacore-v8 --prefill-len 0 --api-steps 0
   run $B --weights bf16 --label viva:bf16
-  VIVA_TENSOR_PERSIST=1 run $B --weights fp8 --label viva:fp8/b128-persistent-v8 --prefill-len 0 --api-steps 0
+  VIVA_TENSOR_PERSIST=1 run $B --weights fp8 --fp8-block 128 --label viva:fp8/b128-persistent-v8 --prefill-len 0 --api-steps 0
   if [ "${EXTRA:-0}" = 1 ]; then  # v9 probes: fixed rings of 5 / 6 slots, no math (wrong logits: timing only)
     VIVA_TENSOR_TC_RING=5 run $B --weights fp8 --label probe:tc2x5 --prefill-len 0 --api-steps 0
     VIVA_TENSOR_TC_RING=6 run $B --weights fp8 --label probe:tc2x6 --prefill-len 0 --api-steps 0
@@ -73,11 +76,11 @@ else
   fi
   # BASE=1: the default of another commit's binary (.carry/viva-bench-base) in the same call.
   if [ "${BASE:-0}" = 1 ] && [ -x $C/viva-bench-base ]; then
-    run $C/viva-bench-base $CK --backend cuda --json $RES --weights fp8 --label base:fp8/b128 --prefill-len 0 --api-steps 0
+    run $C/viva-bench-base $CK --backend cuda --json $RES --weights fp8 --label base:fp8 --prefill-len 0 --api-steps 0
   fi
 fi
 for f in stories260k bytelevel-tiny; do
-  run $C/viva-bench $C/fixtures/$f --backend cuda --weights fp8 --label $f:fp8/b128 --prompt-len 16 --new 64 --prefill-len 128 --agree 32 --json $RES
+  run $C/viva-bench $C/fixtures/$f --backend cuda --weights fp8 --label $f:fp8/row --prompt-len 16 --new 64 --prefill-len 128 --agree 32 --json $RES
 done
 
 echo "== PyTorch peers (same card, same call)"
@@ -99,14 +102,17 @@ if [ "${LLAMA7B:-0}" = 1 ]; then
   echo "== Llama-2-7B shape"
   [ -n "${CK7PID:-}" ] && wait $CK7PID; tail -1 "$OUT/ckpt7.log" 2>/dev/null
   df -h /tmp | tail -1
-  run $C/viva-bench $CK7 --backend cuda --weights fp8 --label llama7b:fp8/b128-default --new 128 --prefill-len 512 --api-steps 0 --json $RES
+  run $C/viva-bench $CK7 --backend cuda --weights fp8 --label llama7b:fp8/row-default --new 128 --prefill-len 512 --api-steps 0 --json $RES
+  run $C/viva-bench $CK7 --backend cuda --weights fp8 --fp8-block 128 --label llama7b:fp8/b128 --new 128 --prefill-len 0 --api-steps 0 --json $RES
   if [ "${BASE:-0}" = 1 ] && [ -x $C/viva-bench-base ]; then
     run $C/viva-bench-base $CK7 --backend cuda --weights fp8 --label llama7b:base --new 128 --prefill-len 0 --api-steps 0 --json $RES
   fi
-  VIVA_TENSOR_ATTN=gqa run $C/viva-bench $CK7 --backend cuda --weights fp8 --label llama7b:attn-gqa-v4 --new 128 --prefill-len 0 --api-steps 0 --json $RES
-  run $C/viva-bench $CK7 --backend cuda --weights fp8 --fp8-block 64 --label llama7b:fp8/b64 --new 128 --prefill-len 0 --api-steps 0 --json $RES
-  VIVA_TENSOR_TC_RING=5 run $C/viva-bench $CK7 --backend cuda --weights fp8 --label llama7b:fp8/b128-tc2x5 --new 128 --prefill-len 0 --api-steps 0 --json $RES
-  VIVA_TENSOR_GEMV=cuda-core run $C/viva-bench $CK7 --backend cuda --weights fp8 --fp8-block 64 --label llama7b:fp8/b64-cudacore-v8 --new 128 --prefill-len 0 --api-steps 0 --json $RES
+  if [ "${EXTRA:-0}" = 1 ]; then
+    VIVA_TENSOR_ATTN=gqa run $C/viva-bench $CK7 --backend cuda --weights fp8 --label llama7b:attn-gqa-v4 --new 128 --prefill-len 0 --api-steps 0 --json $RES
+    run $C/viva-bench $CK7 --backend cuda --weights fp8 --fp8-block 64 --label llama7b:fp8/b64 --new 128 --prefill-len 0 --api-steps 0 --json $RES
+    VIVA_TENSOR_TC_RING=5 run $C/viva-bench $CK7 --backend cuda --weights fp8 --fp8-block 128 --label llama7b:fp8/b128-tc2x5 --new 128 --prefill-len 0 --api-steps 0 --json $RES
+    VIVA_TENSOR_GEMV=cuda-core run $C/viva-bench $CK7 --backend cuda --weights fp8 --fp8-block 64 --label llama7b:fp8/b64-cudacore-v8 --new 128 --prefill-len 0 --api-steps 0 --json $RES
+  fi
   rm -rf $CK7
   timeout 200 python3 $C/torch_baseline.py --shape llama-2-7b --variants torch-graph:bf16 --new-tokens 128 --json $RES 2>&1 | grep -v Warning | tail -2
 fi

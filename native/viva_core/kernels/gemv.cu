@@ -303,8 +303,8 @@ __device__ __forceinline__ void cp_wait() {
 #define TC_PREWAIT 4
 
 // Lane (g, q)'s copies of piece (tile, pc) (K bytes [128 pc, 128 pc + 128) of the tile's 16 rows) into `slot`.
-__device__ __forceinline__ void tc_issue(const u8* __restrict__ W, const float* __restrict__ S, bool qb64, int N,
-                                         int Kp, int tile, int pc, u32 slot, int lane, u64 policy, int flags) {
+__device__ __forceinline__ void tc_issue(const u8* __restrict__ W, const float* __restrict__ S, bool qb64, bool row,
+                                         int N, int Kp, int tile, int pc, u32 slot, int lane, u64 policy, int flags) {
   if (flags & TC_NOLOAD) return;
   const int g = lane >> 2, q = lane & 3;
   const bool hint = !(flags & TC_NOHINT);
@@ -315,7 +315,10 @@ __device__ __forceinline__ void tc_issue(const u8* __restrict__ W, const float* 
   cp_async16(slot + 512 + 16 * lane, sa + 64, policy, hint);
   cp_async16(slot + 1024 + 16 * lane, sb, policy, hint);
   cp_async16(slot + 1536 + 16 * lane, sb + 64, policy, hint);
-  if (q == 0) {
+#ifdef TC_SCALE_PROBE
+  return;  // v14 probe (-DTC_SCALE_PROBE through VIVA_TENSOR_NVRTC_DEFINES, wrong results): no scale copies
+#endif
+  if (q == 0 && !row) {  // (per-row scales are applied in the epilogue)
     // Scales of rows g, g + 8: blocks 2pc, 2pc + 1 (qblock 64, adjacent: one 8-byte copy per row) or pc (128).
     const int nsc = qb64 ? Kp >> 6 : Kp >> 7, si = qb64 ? 2 * pc : pc;
     const u32 d = slot + 2048 + 16 * g;
@@ -426,7 +429,7 @@ __device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const f
   return exp2i(-sh);
 }
 
-template <int R>
+template <int R, bool ROWSC>
 __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const float* __restrict__ S, int qblock, int N,
                                              int K, int Kp, const float* __restrict__ x,
                                              const float* __restrict__ norm_w, float eps, float* __restrict__ y,
@@ -444,13 +447,18 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
   const int P = (t1 - t0) * nps;
   const int p0 = (int)((long long)warp * P / TC_WARPS), p1 = (int)((long long)(warp + 1) * P / TC_WARPS);
   const bool qb64 = qblock == 64;
-  // [mbarriers (TMA ring only)] | ring | x' | row sums
+  // v14: one scale per row (ROWSC, the gemv_fp8_tcr* kernels for pack::FP8_ROW): no scales in the ring; the
+  // block's row scales are copied once into shared memory (srow) with its first ring group and applied in the
+  // epilogue.
+  constexpr bool row = ROWSC && !TC_USE_TMA;
+  // [mbarriers (TMA ring only)] | ring | x' | row sums | row scales (per-row scales only)
   // (the mbarriers padded to 128 bytes: the TMA unit writes slots at 128-byte aligned addresses)
   constexpr int BARB = TC_USE_TMA ? (TC_WARPS * R * 8 + 127) / 128 * 128 : 0;
   u64* bars = (u64*)tc_smem + warp * R;
   u8* ring = tc_smem + BARB + warp * (R * TC_SLOT);
   u16* xs16 = (u16*)(tc_smem + BARB + TC_WARPS * R * TC_SLOT);
   float* accs = (float*)(xs16 + Kp);
+  float* srow = accs + (t1 - t0) * TC_ROWS;
   const u32 ring_s = smem_u32(ring);
   u64 policy;
   asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
@@ -475,13 +483,17 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
   (void)bars;
   auto issue_next = [&](int slot) {
     if (p0 + issued < p1) {
-      tc_issue(W, S, qb64, N, Kp, it, ic, ring_s + slot * TC_SLOT, lane, policy, flags);
+      tc_issue(W, S, qb64, row, N, Kp, it, ic, ring_s + slot * TC_SLOT, lane, policy, flags);
       ++issued;
       if (++ic == nps) ic = 0, ++it;
     }
     cp_commit();
   };
 #endif
+  if (row) {
+    const int ra = t0 * TC_ROWS, nra = min(t1 * TC_ROWS, N) - ra;
+    for (int i = tid; i < nra; i += GV_THREADS) cp_async4(smem_u32(srow + i), S + ra + i);
+  }
   // The weights do not depend on the previous kernel: the first TC_PREWAIT slots are filled before waiting for it.
   const int pf = (flags >> TC_PREWAIT_SHIFT) & 15, pre = min(R, pf ? pf - 1 : TC_PREWAIT);
 #pragma unroll
@@ -539,7 +551,10 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
           mma_f16_a4(d[sg], alo, blo, ahi, bhi, xv[sg][2 * j], xv[sg][2 * j + 1]);
         }
       }
-      if (q == 0) {
+      if (q == 0 && row) {
+        acc0 += d[0][0] + d[1][0];
+        acc8 += d[0][2] + d[1][2];
+      } else if (q == 0) {
 #if TC_USE_TMA
         float4 sc;
         if (qb64) {
@@ -548,6 +563,8 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
           const float2 s2 = *(const float2*)(sl + 2048 + 8 * g);
           sc = make_float4(s2.x, s2.x, s2.y, s2.y);
         }
+#elif defined(TC_SCALE_PROBE)
+        const float4 sc = make_float4(1.f, 1.f, 1.f, 1.f);  // the probe: what per-row scales would leave
 #else
         const float4 sc = *(const float4*)(sl + 2048 + 16 * g);
 #endif
@@ -573,11 +590,14 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
     }
   }
   tl_mark(tl, 3);
+#if !TC_USE_TMA
+  if (row) cp_wait<0>();  // this thread's row scales (a warp without pieces never waited)
+#endif
   __syncthreads();
   float ssp = 0.f, amx = 0.f;
   for (int i = tid; i < nr; i += GV_THREADS) {
     const int n = r0 + i;
-    const float v = accs[i] * inv;
+    const float v = accs[i] * inv * (row ? srow[i] : 1.f);
     if (mode == 0) {
       y[n] = v;
     } else if (mode == 1) {
@@ -585,7 +605,7 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
       y[n] = nv;
       ssp = fmaf(nv, nv, ssp);
     } else if ((i & 1) == 0) {
-      const float hv = silu_mul(v, accs[i + 1] * inv);
+      const float hv = silu_mul(v, accs[i + 1] * inv * (row ? srow[i + 1] : 1.f));
       y[n >> 1] = hv;
       amx = fmaxf(amx, fabsf(bf16_round(hv)));
     }
@@ -604,16 +624,22 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
 
 // R = ring slots per warp (R - 1 pieces of 2 KB in flight); the host picks R and the blocks per SM
 // (VIVA_TENSOR_TC_RING / _BPS). At most 85 registers, so that 3 blocks fit an SM.
-#define GEMV_TC_ENTRY(name, R)                                                                                   \
+#define GEMV_TC_ENTRY(name, R, ROWSC)                                                                            \
   extern "C" __global__ void __launch_bounds__(GV_THREADS, 3)                                                    \
       name(const u8* W, const float* S, int qblock, int N, int K, int Kp, const float* x, const float* norm_w,  \
            float eps, float* y, int mode, const float* ss_in, float* ss_out, int flags, int xsh,                 \
            const float* xmax_in, float* xmax_out, u64* tl) {                                                     \
-    gemv_tc_body<R>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags, xsh, xmax_in,         \
+    gemv_tc_body<R, ROWSC>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags, xsh, xmax_in,         \
                     xmax_out, tl);                                                                               \
   }
-GEMV_TC_ENTRY(gemv_fp8_tc2, 2)
-GEMV_TC_ENTRY(gemv_fp8_tc3, 3)
-GEMV_TC_ENTRY(gemv_fp8_tc4, 4)
-GEMV_TC_ENTRY(gemv_fp8_tc5, 5)
-GEMV_TC_ENTRY(gemv_fp8_tc6, 6)
+GEMV_TC_ENTRY(gemv_fp8_tc2, 2, false)
+GEMV_TC_ENTRY(gemv_fp8_tc3, 3, false)
+GEMV_TC_ENTRY(gemv_fp8_tc4, 4, false)
+GEMV_TC_ENTRY(gemv_fp8_tc5, 5, false)
+GEMV_TC_ENTRY(gemv_fp8_tc6, 6, false)
+// v14: one FP8 scale per row (pack::FP8_ROW; qblock = Kp), applied in the epilogue.
+GEMV_TC_ENTRY(gemv_fp8_tcr2, 2, true)
+GEMV_TC_ENTRY(gemv_fp8_tcr3, 3, true)
+GEMV_TC_ENTRY(gemv_fp8_tcr4, 4, true)
+GEMV_TC_ENTRY(gemv_fp8_tcr5, 5, true)
+GEMV_TC_ENTRY(gemv_fp8_tcr6, 6, true)

@@ -35,7 +35,7 @@ impl BackendKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightFormat {
     /// The backend's default: f32 on the CPU; on CUDA fp8 where the GPU converts FP8 in hardware
-    /// (sm_89+), else bf16. The FP8 block size is `VIVA_TENSOR_FP8_BLOCK` (default 128).
+    /// (sm_89+), else bf16. The FP8 block size is `VIVA_TENSOR_FP8_BLOCK` (default `row`: one scale per row).
     Auto,
     F32,
     Bf16,

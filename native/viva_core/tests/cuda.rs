@@ -117,6 +117,27 @@ fn bytelevel_tiny_bf16_greedy_equals_cpu() {
     bf16_greedy_matches_cpu("bytelevel-tiny");
 }
 
+/// Teacher-forced (on the CPU's greedy tokens) comparison of `gpu` with the CPU f32 path over `steps` steps after
+/// each prompt: (top-1 agreement, mean relative L2 error of the logits, steps).
+fn against_cpu(cpu: &Model, gpu: &Model, prompts: &[Vec<u32>], steps: usize) -> (f64, f64, usize) {
+    let (mut same, mut total, mut rel_sum) = (0usize, 0usize, 0f64);
+    for prompt in prompts {
+        let teacher = greedy(cpu, prompt, steps);
+        let mut cc = cpu.new_cache().unwrap();
+        let mut gc = gpu.new_cache().unwrap();
+        let mut lc = cpu.forward(&mut cc, prompt).unwrap();
+        let mut lg = gpu.forward(&mut gc, prompt).unwrap();
+        for &t in &teacher {
+            same += usize::from(viva_core::sampler::argmax(&lc) == viva_core::sampler::argmax(&lg));
+            total += 1;
+            rel_sum += rel_l2(&lc, &lg);
+            lc = cpu.forward(&mut cc, &[t]).unwrap();
+            lg = gpu.forward(&mut gc, &[t]).unwrap();
+        }
+    }
+    (same as f64 / total as f64, rel_sum / total as f64, total)
+}
+
 /// FP8 (default block) against the CPU f32 path on the original fixture: teacher-forced top-1
 /// agreement and logits error are measured and printed; the bound only catches a broken kernel.
 fn fp8_agreement(name: &str) {
@@ -125,27 +146,11 @@ fn fp8_agreement(name: &str) {
     }
     let dir = fixtures().join(name);
     let cpu = load(&dir, BackendKind::Cpu, WeightFormat::F32);
-    for block in [16usize, 64, 128] {
-        std::env::set_var("VIVA_TENSOR_FP8_BLOCK", block.to_string());
+    for block in ["16", "64", "128", "row"] {
+        std::env::set_var("VIVA_TENSOR_FP8_BLOCK", block);
         let gpu = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
         std::env::remove_var("VIVA_TENSOR_FP8_BLOCK");
-        let (mut same, mut total, mut rel_sum) = (0usize, 0usize, 0f64);
-        for prompt in reference_prompts(name) {
-            let teacher = greedy(&cpu, &prompt, 48);
-            let mut cc = cpu.new_cache().unwrap();
-            let mut gc = gpu.new_cache().unwrap();
-            let mut lc = cpu.forward(&mut cc, &prompt).unwrap();
-            let mut lg = gpu.forward(&mut gc, &prompt).unwrap();
-            for &t in &teacher {
-                same += usize::from(viva_core::sampler::argmax(&lc) == viva_core::sampler::argmax(&lg));
-                total += 1;
-                rel_sum += rel_l2(&lc, &lg);
-                lc = cpu.forward(&mut cc, &[t]).unwrap();
-                lg = gpu.forward(&mut gc, &[t]).unwrap();
-            }
-        }
-        let agree = same as f64 / total as f64;
-        let rel = rel_sum / total as f64;
+        let (agree, rel, total) = against_cpu(&cpu, &gpu, &reference_prompts(name), 48);
         println!("{name}: fp8 block {block}: teacher-forced top-1 agreement {agree:.4} over {total} steps, mean logits rel error {rel:.3e}");
         assert!(agree >= 0.8, "{name}: fp8 block {block} agreement {agree}");
         assert!(rel < 0.2, "{name}: fp8 block {block} logits error {rel}");
@@ -178,7 +183,8 @@ fn load_pair(name: &str, var: &str, base_val: &str, alt_val: &str) -> Option<(Mo
 
 /// Two FP8 decode paths on the same packed weights: teacher-forced logits agree up to summation order
 /// (both round activations to bf16, so a few roundings may flip), and `alt`'s on-device greedy loop picks
-/// exactly the argmax of its own logits, over a decode long enough to use several attention splits.
+/// the argmax of its own logits (up to a near tie, see `compare_fp8_on`), over a decode long enough to use
+/// several attention splits.
 fn compare_fp8(name: &str, label: &str, base: &Model, alt: &Model) {
     let (agree, rel, _) = compare_fp8_on(name, label, base, alt, &reference_prompts(name), 48, true);
     assert!(agree >= 0.9, "{name}: {label} top-1 agreement {agree}");
@@ -216,10 +222,11 @@ fn compare_fp8_on(
             lm = base.forward(&mut mc, &[t]).unwrap();
             lp = alt.forward(&mut pc, &[t]).unwrap();
         }
-        // On-device greedy == host argmax of the same path's logits. With `exact` false (random weights, whose
-        // logits are nearly tied, and GEMVs whose atomic sums have no fixed order, so that two runs differ by about
-        // the bf16 step of an activation: ~1e-3 of a logit, measured), the first token where the two differ must be
-        // a near tie (within 1% of the host's top logit); the sequences part there.
+        // On-device greedy == host argmax of the same path's logits. GEMVs whose atomic sums have no fixed order make
+        // two runs differ by about the bf16 step of an activation (~1e-3 of a logit, measured), so the first token
+        // where the two differ must be a near tie: within 1% of the host's top logit with `exact` false (random
+        // weights, whose logits are nearly tied), 0.2% with `exact` (the trained fixtures; seen once in 15 sessions,
+        // session 8, stories260k step 131 of 200 with per-row FP8 scales); the sequences part there.
         let mut a = alt.new_cache().unwrap();
         let mut b = alt.new_cache().unwrap();
         let first = viva_core::sampler::argmax(&alt.forward(&mut a, &prompt).unwrap());
@@ -232,15 +239,14 @@ fn compare_fp8_on(
             let logits = alt.forward(&mut b, &[tok]).unwrap();
             tok = viva_core::sampler::argmax(&logits);
             if d != tok {
-                assert!(
-                    !exact,
-                    "{name}: on-device greedy vs host argmax of the {label}: step {i} of prompt {prompt:?}"
-                );
+                // The trained fixtures' logits are well separated, but not bit-reproducible either (the fused norm
+                // statistics are atomic sums over blocks): a flip there must be a much closer tie.
                 let top = logits[tok as usize];
                 let gap = top - logits[d as usize];
+                let tol = if exact { 2e-3 } else { 1e-2 };
                 assert!(
-                    gap.abs() <= 1e-2 * top.abs().max(1.0),
-                    "{name}: {label}: on-device greedy picked {d} at step {i} of {n}, the host {tok}: logit gap {gap}"
+                    gap.abs() <= tol * top.abs().max(1.0),
+                    "{name}: {label}: on-device greedy picked {d} at step {i} of {n} of prompt {prompt:?}, the host {tok}: logit gap {gap}"
                 );
                 println!("{name}: {label}: greedy paths part at step {i} of {n} on a near tie (gap {gap:.2e})");
                 break;
@@ -255,7 +261,11 @@ fn compare_fp8_on(
 
 /// The persistent decode kernel (FP8, sm_90+, opt-in `VIVA_TENSOR_PERSIST=1`) against the multi-kernel path.
 fn fp8_persistent_matches_kernels(name: &str) {
-    let Some((multi, pers)) = load_pair(name, "VIVA_TENSOR_PERSIST", "0", "1") else { return };
+    // The persistent kernel takes one block size for every matrix: blocks of 128, not the per-row default.
+    std::env::set_var("VIVA_TENSOR_FP8_BLOCK", "128");
+    let pair = load_pair(name, "VIVA_TENSOR_PERSIST", "0", "1");
+    std::env::remove_var("VIVA_TENSOR_FP8_BLOCK");
+    let Some((multi, pers)) = pair else { return };
     assert!(!multi.persistent_decode());
     if !pers.persistent_decode() {
         println!("SKIPPED: {name}: the persistent decode kernel is not used on this device");
@@ -347,6 +357,59 @@ fn fp8_tc_attention_matches_gqa() {
             assert!(rel < 5e-3 && rel_max < 2e-2, "{name}: logits differ by {rel} (max {rel_max})");
             assert!(agree >= 0.8, "{name}: top-1 agreement {agree}");
         }
+    }
+}
+
+/// One FP8 scale per row (v14, `VIVA_TENSOR_FP8_BLOCK=row`) against blocks of 128, both against the CPU f32 path,
+/// on random checkpoints whose rows span several pieces (K 512 to 2816, so per-row and per-block scales differ):
+/// E4M3 is a float format, so a scale per row loses precision only below 2^-15 of the row's largest value, and the
+/// error against f32 must stay that of blocks of 128. Per-row scales through the tensor-core GEMV and through the
+/// CUDA-core one (`VIVA_TENSOR_GEMV=cuda-core`) read the same packed weights, so those two differ only by
+/// summation order. Prompts of 5 and 90 tokens take both prefill paths (mma.sync and cuBLAS over dequantised
+/// weights).
+#[test]
+fn fp8_row_scales_match_blocks_against_cpu() {
+    if !cuda() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (hidden, intermediate, heads) in [(512usize, 1376usize, 8usize), (1024, 2816, 8)] {
+        let shape = viva_core::testckpt::Shape {
+            hidden,
+            intermediate,
+            layers: 2,
+            heads,
+            kv_heads: heads / 2,
+            vocab: 640,
+            max_pos: 512,
+            tie_embeddings: false,
+        };
+        let dir = tmp.path().join(format!("h{hidden}"));
+        viva_core::testckpt::write_checkpoint(&dir, &shape, 13, StoredDtype::Bf16, 1).unwrap();
+        let cpu = load(&dir, BackendKind::Cpu, WeightFormat::F32);
+        let with = |vars: &[(&str, &str)]| {
+            vars.iter().for_each(|(k, v)| std::env::set_var(k, v));
+            let m = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
+            vars.iter().for_each(|(k, _)| std::env::remove_var(k));
+            m
+        };
+        let b128 = with(&[("VIVA_TENSOR_FP8_BLOCK", "128")]);
+        let row = with(&[("VIVA_TENSOR_FP8_BLOCK", "row")]);
+        let row_cc = with(&[("VIVA_TENSOR_FP8_BLOCK", "row"), ("VIVA_TENSOR_GEMV", "cuda-core")]);
+        let name = format!("random hidden {hidden} intermediate {intermediate}");
+        let prompts: Vec<Vec<u32>> =
+            [5u32, 90].iter().map(|&n| (0..n).map(|i| 3 + (i * 7919 + n) % 600).collect()).collect();
+        let (ba, br, n) = against_cpu(&cpu, &b128, &prompts, 40);
+        let (ra, rr, _) = against_cpu(&cpu, &row, &prompts, 40);
+        println!(
+            "{name}: against the CPU f32 path over {n} steps: fp8 block 128 top-1 {ba:.4} rel error {br:.3e}, per-row scales top-1 {ra:.4} rel error {rr:.3e}"
+        );
+        assert!(rr <= 1.25 * br + 1e-3, "{name}: per-row error {rr} against block 128 {br}");
+        assert!(ra >= ba - 0.1, "{name}: per-row top-1 {ra} against block 128 {ba}");
+        let (agree, rel, rel_max) =
+            compare_fp8_on(&name, "per-row scales, tensor-core vs cuda-core gemv", &row_cc, &row, &prompts, 40, false);
+        assert!(rel < 5e-3 && rel_max < 2e-2, "{name}: logits differ by {rel} (max {rel_max})");
+        assert!(agree >= 0.9, "{name}: top-1 agreement {agree}");
     }
 }
 

@@ -1,7 +1,7 @@
 //! viva-bench: batch-1 decode and prefill timings of one checkpoint, with no BEAM.
 //!
 //! ```text
-//! viva-bench MODEL [--backend auto|cpu|cuda] [--weights auto|bf16|fp8] [--fp8-block 16|32|64|128]
+//! viva-bench MODEL [--backend auto|cpu|cuda] [--weights auto|bf16|fp8] [--fp8-block 16|32|64|128|row]
 //!            [--prompt-len 128] [--new 256] [--prefill-len 512] [--api-steps 32] [--agree N]
 //!            [--agree-prompt 16] [--label NAME] [--json FILE] [--profile] [--prefill-ab] [--timeline N]
 //! ```
@@ -212,10 +212,10 @@ fn run(a: &Args) -> viva_core::Result<()> {
     let load_s = t0.elapsed().as_secs_f64();
     let cfg = &model.config;
     #[cfg(feature = "cuda")]
-    let default_block = viva_core::backend::cuda::FP8_DEFAULT_BLOCK;
+    let default_block = viva_core::backend::cuda::fp8_block_name(viva_core::backend::cuda::FP8_DEFAULT_BLOCK);
     #[cfg(not(feature = "cuda"))]
-    let default_block = 0;
-    let block = std::env::var("VIVA_TENSOR_FP8_BLOCK").unwrap_or_else(|_| default_block.to_string());
+    let default_block = String::from("-");
+    let block = std::env::var("VIVA_TENSOR_FP8_BLOCK").unwrap_or(default_block);
     let variant = match model.weight_format() {
         WeightFormat::Fp8 => format!("{}:fp8/b{block}", model.backend_name()),
         w => format!("{}:{}", model.backend_name(), w.name()),

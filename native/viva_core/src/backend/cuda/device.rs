@@ -93,6 +93,8 @@ pub struct Kernels {
     pub gemv_fp8: [CudaFunction; 2],
     /// The tensor-core FP8 GEMV (kernels/gemv.cu, v9) with 2 / 3 / 4 / 5 / 6 ring slots per warp.
     pub gemv_tc: [CudaFunction; 5],
+    /// The same for one FP8 scale per row (v14, `pack::FP8_ROW`).
+    pub gemv_tcr: [CudaFunction; 5],
     pub gemm_bf16: CudaFunction,
     pub gemm_fp8: CudaFunction,
     pub attn_f32: CudaFunction,
@@ -231,6 +233,13 @@ impl Device {
                 f("gemv_fp8_tc5")?,
                 f("gemv_fp8_tc6")?,
             ],
+            gemv_tcr: [
+                f("gemv_fp8_tcr2")?,
+                f("gemv_fp8_tcr3")?,
+                f("gemv_fp8_tcr4")?,
+                f("gemv_fp8_tcr5")?,
+                f("gemv_fp8_tcr6")?,
+            ],
             gemm_bf16: f("gemm_bf16")?,
             gemm_fp8: f("gemm_fp8")?,
             attn_f32: f("attention_f32kv")?,
@@ -252,7 +261,7 @@ impl Device {
         // The GEMV stages its input row (Kp f32) in dynamic shared memory: allow the device's maximum.
         let static_smem = 2048;
         let max_smem = max_smem.saturating_sub(static_smem);
-        for g in k.gemv_bf16.iter().chain(k.gemv_fp8.iter()).chain(k.gemv_tc.iter()) {
+        for g in k.gemv_bf16.iter().chain(k.gemv_fp8.iter()).chain(k.gemv_tc.iter()).chain(k.gemv_tcr.iter()) {
             g.set_attribute(
                 sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 max_smem as i32,

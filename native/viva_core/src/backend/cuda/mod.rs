@@ -172,32 +172,40 @@ pub fn prefers_fp8() -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Bf16,
-    /// E4M3 with one f32 scale per `block` elements of a row.
+    /// E4M3 with one f32 scale per `block` elements of a row ([`pack::FP8_ROW`]: one per row).
     Fp8 {
         block: usize,
     },
 }
 
-/// The FP8 block size: `VIVA_TENSOR_FP8_BLOCK` (16, 32, 64 or 128), default [`FP8_DEFAULT_BLOCK`].
+/// The FP8 block size: `VIVA_TENSOR_FP8_BLOCK` (16, 32, 64, 128 or `row`), default [`FP8_DEFAULT_BLOCK`].
 pub fn fp8_block_from_env() -> Result<usize> {
     match std::env::var("VIVA_TENSOR_FP8_BLOCK") {
         Err(_) => Ok(FP8_DEFAULT_BLOCK),
+        Ok(s) if s.trim() == "row" => Ok(pack::FP8_ROW),
         Ok(s) => match s.trim().parse::<usize>() {
-            Ok(b) if pack::FP8_BLOCKS.contains(&b) => Ok(b),
-            _ => Err(Error::InvalidOption(format!(
-                "VIVA_TENSOR_FP8_BLOCK must be one of {:?}, got {s:?}",
-                pack::FP8_BLOCKS
-            ))),
+            Ok(b) if b != pack::FP8_ROW && pack::FP8_BLOCKS.contains(&b) => Ok(b),
+            _ => Err(Error::InvalidOption(format!("VIVA_TENSOR_FP8_BLOCK must be 16, 32, 64, 128 or row, got {s:?}"))),
         },
     }
 }
 
-/// Default FP8 block: 128 (DESIGN.md's original was 16; 64 from v5 to v8). Measured on an H100 (docs/gpu.md,
-/// v5 and v9): decode faster than 64 in every pair of the same call (TinyLlama shape +1 to +2.5%, Llama-2-7B
-/// shape +2.6%; 3% fewer bytes), and agreement with the f32 path on both trained fixtures at least as good
-/// (stories260k top-1 0.9740 at 64 and 128, logits error 3.26e-2 / 3.22e-2; bytelevel-tiny 0.8194 / 0.8264,
-/// 1.118e-1 / 1.112e-1).
-pub const FP8_DEFAULT_BLOCK: usize = 128;
+/// An FP8 block setting as the CLI and logs write it: `16` .. `128`, or `row`.
+pub fn fp8_block_name(block: usize) -> String {
+    if block == pack::FP8_ROW {
+        "row".into()
+    } else {
+        block.to_string()
+    }
+}
+
+/// Default FP8 block: one scale per row ([`pack::FP8_ROW`], v14; 128 from v9, 64 from v5, DESIGN.md's original 16).
+/// E4M3 is a float format: a scale only sets where a row's values start to lose precision (below 2^-15 of the
+/// row's largest), so one scale per row keeps the error of blocks of 128 against the f32 path (tests/cuda.rs
+/// `fp8_row_scales_match_blocks_against_cpu`, the fixtures' agreement) while the tensor-core GEMV streams 3% fewer
+/// bytes and copies no scales per piece. Measured on an H100 (docs/gpu.md v14): Llama-2-7B shape +4.0%, TinyLlama
+/// shape +2.7% against blocks of 128 in the same call. `VIVA_TENSOR_FP8_BLOCK=128` (or 64, 32, 16) for blocks.
+pub const FP8_DEFAULT_BLOCK: usize = pack::FP8_ROW;
 
 /// Prefill GEMM path: 0 = not chosen yet (read `VIVA_TENSOR_PREFILL`), 1 = the hand-written mma.sync
 /// kernels (kernels/gemm.cu `gemm_bf16` / `gemm_fp8`), 2 = cuBLAS bf16 GEMMs (FP8 weights dequantized
@@ -288,12 +296,16 @@ struct Lin {
     k: usize,
     kp: usize,
     bytes: usize,
+    /// Elements per FP8 scale of this matrix (`pack::fp8_block_of`: kp for per-row scales); 16 for bf16.
+    qblock: i32,
+    /// One FP8 scale per row (`pack::FP8_ROW`): the tensor-core GEMV's gemv_fp8_tcr* kernels.
+    row_scales: bool,
 }
 
 impl Lin {
     /// `tc_block`: the FP8 block when the tensor-core GEMV's ring is fed by the TMA unit (`Device::tc_tma`): the
     /// weights then also get a tensor map and the scales a copy in piece order.
-    fn upload(s: &Arc<CudaStream>, p: Packed, tc_block: Option<usize>) -> Result<Lin> {
+    fn upload(s: &Arc<CudaStream>, p: Packed, tc_block: Option<usize>, qblock: usize) -> Result<Lin> {
         let sc_bytes = p.scales.as_ref().map_or(0, |v| v.len() * 4);
         let (s_tc, w, tmap) = match (&p.scales, tc_block) {
             (Some(sc), Some(b)) => {
@@ -312,6 +324,8 @@ impl Lin {
             w,
             // 16 bytes of slack: the persistent decode kernel copies 16-byte-aligned supersets of scale rows.
             s: p.scales.as_deref().map(|v| Buf::from_f32(s, &[v, &[0.0; 4]].concat())).transpose()?,
+            qblock: pack::fp8_block_of(qblock, p.kp) as i32,
+            row_scales: p.scales.is_some() && qblock == pack::FP8_ROW,
             n: p.n,
             k: p.k,
             kp: p.kp,
@@ -445,8 +459,8 @@ struct TcCfg {
     tma: bool,
 }
 
-/// Launch shape of the tensor-core GEMV for an `n` x `kp` matrix of `bytes` (weights and scales): grid, kernel
-/// variant and dynamic shared memory. The ring is 6 slots (`tc.variant` fixes it), except for a matrix of at
+/// Launch shape of the tensor-core GEMV for an `n` x `kp` matrix of `bytes` (weights and scales), with one FP8
+/// scale per row when `row_scales` (staged in shared memory): grid, kernel variant and dynamic shared memory. The ring is 6 slots (`tc.variant` fixes it), except for a matrix of at
 /// least `TC_LARGE` bytes where 6 slots would not let `tc.bps` blocks share an SM of `sm_smem` bytes (each
 /// block also costs `reserved` bytes and its static arrays): there the most slots with which they fit.
 /// Measured on an H100 (docs/gpu.md v9): 6 slots everywhere was fastest on the TinyLlama shape (its 12 MB down
@@ -456,9 +470,7 @@ struct TcCfg {
 /// reserve keeps the next kernel's early blocks off the SM (the Llama-2-7B o projection, 4 pieces a warp,
 /// beside the attention's blocks). Measured slower on an H100 (docs/gpu.md v13), so off by default.
 fn tc_shape(
-    n: usize,
-    kp: usize,
-    bytes: usize,
+    (n, kp, bytes, row_scales): (usize, usize, usize, bool),
     tc: TcCfg,
     sms: usize,
     sm_smem: usize,
@@ -466,9 +478,10 @@ fn tc_shape(
 ) -> (u32, usize, usize) {
     let tiles = n.div_ceil(TC_ROWS);
     let grid = tiles.min(sms * tc.bps).max(1);
-    // [mbarriers (one per slot, bulk-copy ring only)] | ring | x' | row sums.
+    // [mbarriers (one per slot, bulk-copy ring only)] | ring | x' | row sums | row scales (per-row scales only).
     let bars = |v: usize| if tc.tma { (8 * TC_RINGS[v] * 8).next_multiple_of(128) } else { 0 };
-    let smem_of = |v: usize| bars(v) + 8 * TC_RINGS[v] * TC_SLOT + kp * 2 + tiles.div_ceil(grid) * TC_ROWS * 4;
+    let rows = tiles.div_ceil(grid) * TC_ROWS * 4 * if row_scales { 2 } else { 1 };
+    let smem_of = |v: usize| bars(v) + 8 * TC_RINGS[v] * TC_SLOT + kp * 2 + rows;
     // Static shared memory of the kernel (its reduction scratch) is under 256 bytes.
     let fits = |v: usize| tc.bps * (smem_of(v) + 256 + reserved) <= sm_smem;
     let top = TC_RINGS.len() - 1;
@@ -638,14 +651,24 @@ impl CudaModel {
         // matrices' tensor maps and piece-ordered scales, made at upload.
         let tc_gemv_block = match format {
             Format::Fp8 { block }
-                if (block == 64 || block == 128)
+                if (block == 64 || block == 128 || block == pack::FP8_ROW)
                     && std::env::var("VIVA_TENSOR_GEMV").map_or(true, |v| v != "cuda-core") =>
             {
                 Some(block)
             }
             _ => None,
         };
-        let up = |p: Packed| Lin::upload(&stream, p, tc_gemv_block.filter(|_| dev.tc_tma));
+        if dev.tc_tma && tc_gemv_block == Some(pack::FP8_ROW) {
+            return Err(Error::InvalidOption(
+                "the TMA-fed GEMV ring (VIVA_TENSOR_TC_TMA=1) has no per-row FP8 scales: pick a block of 64 or 128"
+                    .into(),
+            ));
+        }
+        let qblock = match format {
+            Format::Fp8 { block } => block,
+            Format::Bf16 => 16,
+        };
+        let up = |p: Packed| Lin::upload(&stream, p, tc_gemv_block.filter(|_| dev.tc_tma), qblock);
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
             let n = |s: &str| names::layer(i, s);
@@ -803,6 +826,7 @@ impl CudaModel {
         matches!(self.format, Format::Fp8 { .. })
     }
 
+    /// The FP8 block of the persistent kernel, which takes one for every matrix (it refuses per-row scales).
     fn qblock(&self) -> i32 {
         match self.format {
             Format::Fp8 { block } => block as i32,
@@ -1000,7 +1024,7 @@ impl CudaModel {
         [
             Arg::P(l.w.ptr),
             Arg::P(l.s.as_ref().map_or(0, |b| b.ptr)),
-            Arg::I(self.qblock()),
+            Arg::I(l.qblock),
             Arg::I(l.n as i32),
             Arg::I(l.k as i32),
             Arg::I(l.kp as i32),
@@ -1027,8 +1051,8 @@ impl CudaModel {
         tl: u64,
     ) -> Result<()> {
         if let Some(tc) = self.gemv_tc {
-            let (grid, variant, smem) =
-                tc_shape(l.n, l.kp, l.bytes, tc, self.dev.sms, self.dev.sm_smem, self.dev.block_reserved_smem);
+            let m = (l.n, l.kp, l.bytes, l.row_scales);
+            let (grid, variant, smem) = tc_shape(m, tc, self.dev.sms, self.dev.sm_smem, self.dev.block_reserved_smem);
             // Ring slots requested before griddepcontrol.wait: a matrix of TC_LARGE bytes or more requests its whole
             // ring, the others kernels/gemv.cu TC_PREWAIT (H100, docs/gpu.md v11-v12: +0.5-0.8% on the Llama-2-7B
             // shape, whose big matrices all qualify; -0.7% on TinyLlama's lm_head, one call). Flags (F + 1) << 8
@@ -1054,7 +1078,8 @@ impl CudaModel {
                 &[Arg::P(xmax.0), Arg::P(xmax.1), Arg::P(tl)],
             ]
             .concat();
-            return self.dev.launch(s, &self.dev.k.gemv_tc[variant], (grid, 1, 1), 256, smem as u32, &args);
+            let f = if l.row_scales { &self.dev.k.gemv_tcr[variant] } else { &self.dev.k.gemv_tc[variant] };
+            return self.dev.launch(s, f, (grid, 1, 1), 256, smem as u32, &args);
         }
         let (fs, ch) = if self.fp8() { (&self.dev.k.gemv_fp8, 16) } else { (&self.dev.k.gemv_bf16, 8) };
         let rw = if self.gemv_rw8 { 8 } else { 4 };
@@ -1092,7 +1117,7 @@ impl CudaModel {
             Arg::I(l.k as i32),
             Arg::P(l.w.ptr),
             Arg::P(l.s.as_ref().map_or(0, |b| b.ptr)),
-            Arg::I(self.qblock()),
+            Arg::I(l.qblock),
             Arg::I(l.n as i32),
             Arg::I(l.kp as i32),
             Arg::P(y),
@@ -1180,7 +1205,7 @@ impl CudaModel {
                     &[
                         Arg::P(l.w.ptr),
                         Arg::P(sc.ptr),
-                        Arg::I(self.qblock()),
+                        Arg::I(l.qblock),
                         Arg::I(l.kp as i32),
                         Arg::I64(nch as i64),
                         Arg::P(wb.ptr),
@@ -1682,8 +1707,8 @@ fn persist_plan(
     if dev.cc.0 < 9 {
         return why_not(format!("it needs sm_90+, the device is sm_{}{}", dev.cc.0, dev.cc.1));
     }
-    if block % 64 != 0 {
-        return why_not(format!("it needs FP8 blocks of 64 or 128 elements, not {block}"));
+    if block == pack::FP8_ROW || block % 64 != 0 {
+        return why_not(format!("it needs FP8 blocks of 64 or 128 elements, not {}", fp8_block_name(block)));
     }
     let tile_bytes = std::env::var("VIVA_TENSOR_PERSIST_TILE")
         .ok()
@@ -1791,7 +1816,7 @@ mod tests {
     }
     fn h100_with(n: usize, kp: usize, tc: TcCfg) -> (u32, usize, usize) {
         let bytes = n * kp + n * (kp / 128) * 4; // FP8 block 128: one f32 scale per 128 weights
-        tc_shape(n, kp, bytes, tc, 132, 233_472, 1024)
+        tc_shape((n, kp, bytes, false), tc, 132, 233_472, 1024)
     }
 
     #[test]
@@ -1806,6 +1831,11 @@ mod tests {
         assert_eq!(h100(32000, 4096, None).0, 264);
         // A fixed ring is taken as it is.
         assert_eq!(h100(4096, 11008, Some(1)).1, 1);
+        // One scale per row (staged beside the row sums) keeps both rings: Llama-2-7B gate/up 6 slots, down 5.
+        let tc = TcCfg { variant: None, bps: 2, fit: false, tma: false };
+        let rows = |n: usize, kp: usize| tc_shape((n, kp, n * kp + n * 4, true), tc, 132, 233_472, 1024);
+        assert_eq!(rows(22016, 4096), (264, 4, 8 * 6 * TC_SLOT + 4096 * 2 + 6 * 16 * 4 * 2));
+        assert_eq!(rows(4096, 11008).1, 3);
     }
 
     #[test]

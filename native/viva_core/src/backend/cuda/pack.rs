@@ -9,8 +9,22 @@ use rayon::prelude::*;
 /// Row length alignment (elements) of packed matrices; also the largest supported FP8 block.
 pub const K_ALIGN: usize = 128;
 
-/// FP8 block sizes the kernels support (a block must hold whole 16-byte chunks and divide `K_ALIGN`).
-pub const FP8_BLOCKS: [usize; 4] = [16, 32, 64, 128];
+/// FP8 block sizes the kernels support (a block must hold whole 16-byte chunks and divide `K_ALIGN`), and
+/// [`FP8_ROW`].
+pub const FP8_BLOCKS: [usize; 5] = [16, 32, 64, 128, FP8_ROW];
+
+/// The FP8 "block" of one scale per row (`VIVA_TENSOR_FP8_BLOCK=row`): a matrix's block is then its padded row,
+/// `kp` ([`fp8_block_of`]).
+pub const FP8_ROW: usize = 0;
+
+/// The block (elements) a matrix of padded row length `kp` is packed with for the FP8 block setting `block`.
+pub fn fp8_block_of(block: usize, kp: usize) -> usize {
+    if block == FP8_ROW {
+        kp
+    } else {
+        block
+    }
+}
 
 /// Largest finite E4M3 value.
 pub const E4M3_MAX: f32 = 448.0;
@@ -77,10 +91,11 @@ pub fn pack_bf16(w: &[f32], n: usize, k: usize) -> Packed {
     Packed { bytes, scales: None, n, k, kp }
 }
 
-/// Packs a row-major f32 matrix `[n, k]` as E4M3 with one f32 scale per `block` elements:
-/// `scale = amax(block) / 448`, `q = e4m3(w / scale)` (an all-zero block gets scale 0).
+/// Packs a row-major f32 matrix `[n, k]` as E4M3 with one f32 scale per `block` elements ([`FP8_ROW`]: per
+/// row): `scale = amax(block) / 448`, `q = e4m3(w / scale)` (an all-zero block gets scale 0).
 pub fn pack_fp8(w: &[f32], n: usize, k: usize, block: usize) -> Packed {
     let kp = padded(k);
+    let block = fp8_block_of(block, kp);
     let nb = kp / block;
     let mut bytes = vec![0u8; n * kp];
     let mut scales = vec![0f32; n * nb];
@@ -177,10 +192,11 @@ mod tests {
         let n = 3;
         let k = 100; // not a multiple of the block: the padded tail must stay zero
         let w: Vec<f32> = (0..n * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
-        for block in FP8_BLOCKS {
-            let p = pack_fp8(&w, n, k, block);
+        for setting in FP8_BLOCKS {
+            let p = pack_fp8(&w, n, k, setting);
             let sc = p.scales.as_ref().unwrap(); // ok-panic: test
             assert_eq!(p.kp, 128);
+            let block = fp8_block_of(setting, p.kp);
             for r in 0..n {
                 for c in 0..p.kp {
                     let q = e4m3_to_f32(p.bytes[r * p.kp + c]) * sc[r * (p.kp / block) + c / block];
@@ -193,6 +209,27 @@ mod tests {
                     let amax = sc[r * (p.kp / block) + c / block] * E4M3_MAX;
                     assert!((q - v).abs() <= v.abs() / 16.0 + amax * 2f32.powi(-9) / E4M3_MAX * 2.0, "{v} -> {q}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn fp8_row_scales_are_one_per_row_and_bound_the_relative_error() {
+        // Rows of 300 (kp 384): one scale each, the row's amax / 448; values within 2^-4 relative of the input
+        // down to amax 2^-15 (E4M3 normals start at 2^-6 of 448 x 2^-9 steps), as block scales give.
+        let (n, k) = (4usize, 300usize);
+        let w: Vec<f32> =
+            (0..n * k).map(|i| (((i * 7919) % 1000) as f32 / 1000.0 - 0.5) * (1 + i / k) as f32).collect();
+        let p = pack_fp8(&w, n, k, FP8_ROW);
+        let sc = p.scales.as_ref().unwrap(); // ok-panic: test
+        assert_eq!((p.kp, sc.len()), (384, n));
+        for r in 0..n {
+            let amax = w[r * k..][..k].iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert_eq!(sc[r], amax / E4M3_MAX);
+            for c in 0..p.kp {
+                let q = e4m3_to_f32(p.bytes[r * p.kp + c]) * sc[r];
+                let v = if c < k { w[r * k + c] } else { 0.0 };
+                assert!((q - v).abs() <= v.abs() / 16.0 + sc[r] * 2f32.powi(-9), "row {r} col {c}: {v} -> {q}");
             }
         }
     }
