@@ -3,6 +3,7 @@
 # reduced into the residual) against the two GEMVs of v13 (VIVA_TENSOR_MLP=unfused), same binary:
 # tests/cuda.rs (with the fused-vs-unfused-vs-CPU test), interleaved timings on both shapes, a TinyLlama
 # timeline of the fused step. Inputs as run.sh.
+# VIVA_TENSOR_MLP and the fused kernel were removed after this call (docs/gpu.md v14b); the code is commit 567dc73.
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 begin
 B="$C/viva-bench $CK --backend cuda --json $RES --weights fp8 --prefill-len 0 --api-steps 0"

@@ -4,6 +4,8 @@
 # scales): 48 -> Llama-2-7B q/k/v (51), gate/up (91), lm_head (133) but not down (45.6); TinyLlama lm_head (66) only.
 # 64 -> 7B gate/up and lm_head; 100 -> 7B lm_head. tests/cuda.rs (with the TMA-vs-cp.async test), interleaved
 # timings, the previous commit's binary (viva-bench-head, no TMA) as the baseline.
+# VIVA_TENSOR_TC_TMA_MIN and the per-matrix TMA kernels were removed after this call (docs/gpu.md v14c); the code
+# is commit a0aa5a9.
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 begin
 B="$C/viva-bench $CK --backend cuda --json $RES --weights fp8 --prefill-len 0 --api-steps 0"
