@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# v14e (docs/gpu.md): one FP8 scale per row (VIVA_TENSOR_FP8_BLOCK=row: no scales in the GEMV's ring, the block's
-# row scales staged once and applied in the epilogue) against blocks of 128, same binary: tests/cuda.rs (with
-# the per-row-vs-block-128-vs-CPU test and the fixtures' agreement at row), interleaved timings on both shapes,
-# and agreement with the CPU f32 path on the random TinyLlama-shape checkpoint for both. Inputs as run.sh.
+# v14e, v14f (docs/gpu.md): one FP8 scale per row (VIVA_TENSOR_FP8_BLOCK=row: no scales in the GEMV's ring, the
+# block's row scales staged once and applied in the epilogue) against blocks of 128, same binary: tests/cuda.rs
+# (with the per-row-vs-block-128-vs-CPU test and the fixtures' agreement at row), interleaved timings on both
+# shapes, and agreement with the CPU f32 path on the random TinyLlama-shape checkpoint for both. Inputs as run.sh.
+# Call e ran it with a bug in the per-row silu epilogue and the per-row path as runtime branches of every GEMV
+# kernel; call f with the fix and the gemv_fp8_tcr* kernels.
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 begin
 B="$C/viva-bench $CK --backend cuda --json $RES --weights fp8 --prefill-len 0 --api-steps 0"
