@@ -629,8 +629,8 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
       name(const u8* W, const float* S, int qblock, int N, int K, int Kp, const float* x, const float* norm_w,  \
            float eps, float* y, int mode, const float* ss_in, float* ss_out, int flags, int xsh,                 \
            const float* xmax_in, float* xmax_out, u64* tl) {                                                     \
-    gemv_tc_body<R, ROWSC>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags, xsh, xmax_in,         \
-                    xmax_out, tl);                                                                               \
+    gemv_tc_body<R, ROWSC>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags, xsh, xmax_in,  \
+                           xmax_out, tl);                                                                        \
   }
 GEMV_TC_ENTRY(gemv_fp8_tc2, 2, false)
 GEMV_TC_ENTRY(gemv_fp8_tc3, 3, false)

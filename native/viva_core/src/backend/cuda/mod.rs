@@ -203,8 +203,9 @@ pub fn fp8_block_name(block: usize) -> String {
 /// E4M3 is a float format: a scale only sets where a row's values start to lose precision (below 2^-15 of the
 /// row's largest), so one scale per row keeps the error of blocks of 128 against the f32 path (tests/cuda.rs
 /// `fp8_row_scales_match_blocks_against_cpu`, the fixtures' agreement) while the tensor-core GEMV streams 3% fewer
-/// bytes and copies no scales per piece. Measured on an H100 (docs/gpu.md v14): Llama-2-7B shape +4.0%, TinyLlama
-/// shape +2.7% against blocks of 128 in the same call. `VIVA_TENSOR_FP8_BLOCK=128` (or 64, 32, 16) for blocks.
+/// bytes and copies no scales per piece. Measured on an H100 (docs/gpu.md v14): Llama-2-7B shape +3.7 to +3.8%,
+/// TinyLlama shape +1.6 to +2.0% against blocks of 128 in the same call. `VIVA_TENSOR_FP8_BLOCK=128` (or 64, 32,
+/// 16) for blocks.
 pub const FP8_DEFAULT_BLOCK: usize = pack::FP8_ROW;
 
 /// Prefill GEMM path: 0 = not chosen yet (read `VIVA_TENSOR_PREFILL`), 1 = the hand-written mma.sync
@@ -460,9 +461,10 @@ struct TcCfg {
 }
 
 /// Launch shape of the tensor-core GEMV for an `n` x `kp` matrix of `bytes` (weights and scales), with one FP8
-/// scale per row when `row_scales` (staged in shared memory): grid, kernel variant and dynamic shared memory. The ring is 6 slots (`tc.variant` fixes it), except for a matrix of at
-/// least `TC_LARGE` bytes where 6 slots would not let `tc.bps` blocks share an SM of `sm_smem` bytes (each
-/// block also costs `reserved` bytes and its static arrays): there the most slots with which they fit.
+/// scale per row when `row_scales` (staged in shared memory): grid, kernel variant and dynamic shared memory.
+/// The ring is 6 slots (`tc.variant` fixes it), except for a matrix of at least `TC_LARGE` bytes where 6 slots
+/// would not let `tc.bps` blocks share an SM of `sm_smem` bytes (each block also costs `reserved` bytes and its
+/// static arrays): there the most slots with which they fit.
 /// Measured on an H100 (docs/gpu.md v9): 6 slots everywhere was fastest on the TinyLlama shape (its 12 MB down
 /// projection runs one block per SM), but lost on the Llama-2-7B shape, whose 45 MB down projection
 /// (K = 11008) needs two blocks' bytes in flight. With `tc.fit`, a ring is never longer than the most pieces a
