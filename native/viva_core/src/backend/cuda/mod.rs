@@ -178,6 +178,17 @@ pub enum Format {
     },
 }
 
+impl Format {
+    /// The block setting the kernels get: the FP8 block ([`pack::FP8_ROW`] for per-row scales; each matrix's
+    /// own block is `pack::fp8_block_of` of it), 16 for bf16 (no scales).
+    fn scale_block(self) -> usize {
+        match self {
+            Format::Fp8 { block } => block,
+            Format::Bf16 => 16,
+        }
+    }
+}
+
 /// The FP8 block size: `VIVA_TENSOR_FP8_BLOCK` (16, 32, 64, 128 or `row`), default [`FP8_DEFAULT_BLOCK`].
 pub fn fp8_block_from_env() -> Result<usize> {
     match std::env::var("VIVA_TENSOR_FP8_BLOCK") {
@@ -304,18 +315,23 @@ struct Lin {
 }
 
 impl Lin {
-    /// `tc_block`: the FP8 block when the tensor-core GEMV's ring is fed by the TMA unit (`Device::tc_tma`): the
-    /// weights then also get a tensor map and the scales a copy in piece order.
-    fn upload(s: &Arc<CudaStream>, p: Packed, tc_block: Option<usize>, qblock: usize) -> Result<Lin> {
+    /// `qblock`: the format's block setting (`Format::scale_block`). `tma`: the tensor-core GEMV's ring is fed by
+    /// the TMA unit (`Device::tc_tma`): an FP8 matrix then also gets a tensor map and its scales a copy in piece
+    /// order.
+    fn upload(s: &Arc<CudaStream>, p: Packed, qblock: usize, tma: bool) -> Result<Lin> {
         let sc_bytes = p.scales.as_ref().map_or(0, |v| v.len() * 4);
-        let (s_tc, w, tmap) = match (&p.scales, tc_block) {
-            (Some(sc), Some(b)) => {
+        let (s_tc, w, tmap) = match &p.scales {
+            Some(sc) if tma => {
                 // The tensor map reads whole groups of 8 rows: the allocation covers the last group.
                 let mut w = Buf::zeros(s, p.n.next_multiple_of(8) * p.kp)?;
                 s.memcpy_htod(&p.bytes, &mut w.mem.slice_mut(0..p.bytes.len())).map_err(|e| drv("upload", e))?;
                 let map = quarters_map(w.ptr, p.n, p.kp)?;
                 let bytes: Vec<u8> = map.iter().flat_map(|v| v.to_le_bytes()).collect();
-                (Some(Buf::from_f32(s, &pack::pack_tc_scales(sc, p.n, p.kp, b))?), w, Some(Buf::from_bytes(s, &bytes)?))
+                (
+                    Some(Buf::from_f32(s, &pack::pack_tc_scales(sc, p.n, p.kp, qblock))?),
+                    w,
+                    Some(Buf::from_bytes(s, &bytes)?),
+                )
             }
             _ => (None, Buf::from_bytes(s, &p.bytes)?, None),
         };
@@ -666,11 +682,8 @@ impl CudaModel {
                     .into(),
             ));
         }
-        let qblock = match format {
-            Format::Fp8 { block } => block,
-            Format::Bf16 => 16,
-        };
-        let up = |p: Packed| Lin::upload(&stream, p, tc_gemv_block.filter(|_| dev.tc_tma), qblock);
+        let tma = dev.tc_tma && tc_gemv_block.is_some();
+        let up = |p: Packed| Lin::upload(&stream, p, format.scale_block(), tma);
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
             let n = |s: &str| names::layer(i, s);
@@ -830,10 +843,7 @@ impl CudaModel {
 
     /// The FP8 block of the persistent kernel, which takes one for every matrix (it refuses per-row scales).
     fn qblock(&self) -> i32 {
-        match self.format {
-            Format::Fp8 { block } => block as i32,
-            Format::Bf16 => 16,
-        }
+        self.format.scale_block() as i32
     }
 
     /// A fresh, empty KV cache (device memory for the whole context is allocated now).
