@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# The code it ran is commit e93e4b9 (reverted by the next commit: slower).
 # v15b (docs/gpu.md): v15a's fold with the launch point of the next kernel moved (VIVA_TENSOR_ATTN_O_FLAGS: 2 once
 # the attention is combined, 4 at the end; 1 issues o's copies at the start), against two kernels, same binary.
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"

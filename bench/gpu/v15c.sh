@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# The code it ran is commit e93e4b9 (reverted by the next commit: slower).
 # v15c (docs/gpu.md): the tensor-core GEMV's mma on the E4M3 weights directly (m16n8k32, x' as two E4M3 terms;
 # VIVA_TENSOR_NVRTC_DEFINES=-DTC_MMA8=1) against the f16 conversion, with and without the o fold (flags 2), same
 # binary: tests/cuda.rs with the define (the default's digits: call b), interleaved timings on both shapes,

@@ -605,33 +605,17 @@ __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
 // Stores v at `p` (an address in this block's shared memory) in the shared memory of cluster block `rank`.
-__device__ __forceinline__ void st_cluster(float* p, u32 rank, float v);
-// The attention body's block barrier: all threads, or (OF) its 128 threads only (named barrier 1).
-template <bool OF>
-__device__ __forceinline__ void tca_sync() {
-  if (OF) {
-    asm volatile("bar.sync 1, 128;" ::: "memory");
-  } else {
-    __syncthreads();
-  }
-}
 __device__ __forceinline__ void st_cluster(float* p, u32 rank, float v) {
   u32 a;
   asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(a) : "r"(smem_u32(p)), "r"(rank));
   asm volatile("st.shared::cluster.f32 [%0], %1;" ::"r"(a), "f"(v) : "memory");
 }
 
-// OF (attn_o_body below, v15): the block's first 4 warps run this and the o projection's loader warps run beside
-// it, so the block barriers are named barrier 1 over these 128 threads; after q is staged they arrive at named
-// barrier 2 (the loaders may then issue their copies), and the combined outputs go to every cluster block's
-// shared memory (gx: the group's G x HD values rounded to bf16, as f32; gmax: max |bf16| per (block, warp))
-// instead of `out` and `amax`.
-template <int HD, int S, bool OF = false>
+template <int HD, int S>
 __device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int H, int KVH, u16* __restrict__ kc,
                                              u16* __restrict__ vc, int max_pos, const float* __restrict__ rope,
                                              const int* __restrict__ step, float scale, float* __restrict__ out,
-                                             float* __restrict__ amax, u64* tl, float* gx = nullptr,
-                                             float* gmax = nullptr) {
+                                             float* __restrict__ amax, u64* tl) {
   constexpr int KS = HD / 16;        // k-steps of S = Q K^T
   constexpr int NT = HD / 8;         // n-tiles of O
   constexpr int RS = 2 * HD + 16;    // bytes per slot row (padded: conflict-free ldmatrix)
@@ -639,7 +623,7 @@ __device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int 
   constexpr int SLOT = 2 * 32 * RS;  // K tile | V tile
   constexpr int QS = HD + 8;         // q row stride in bf16 (padded)
   extern __shared__ __align__(16) u8 tca_smem[];
-  if (!OF) PDL_LAUNCH();
+  PDL_LAUNCH();
   tl_mark(tl, 0);
   u32 rank, C;
   asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
@@ -682,9 +666,9 @@ __device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int 
 #pragma unroll
   for (int sl = 0; sl < S; ++sl) issue(u + sl * nw, sl);
   cp_wait<S>();  // the RoPE row
-  tca_sync<OF>();
+  __syncthreads();
   PDL_WAIT();
-  if (!OF) tl_mark(tl, 1);
+  tl_mark(tl, 1);
 
   // q of the group's heads, RoPE'd and scaled by scale x log2 e, as bf16 value and remainder; heads >= G zero.
   {
@@ -725,8 +709,7 @@ __device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int 
       vd[i + half] = nkv[HD + i + half] = v1;
     }
   }
-  tca_sync<OF>();
-  if (OF) asm volatile("bar.arrive 2, 256;" ::: "memory");
+  __syncthreads();
   // A fragments: k-step s holds dims 16 s + 2 q (+1) in registers 0 / 1 (value / remainder) and 16 s + 8 + 2 q (+1)
   // in registers 2 / 3.
   u32 qa[KS][4];
@@ -737,7 +720,7 @@ __device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int 
     qa[s][2] = *(const u32*)(qsm + g * QS + 16 * s + 8 + 2 * q);
     qa[s][3] = *(const u32*)(qsm + (8 + g) * QS + 16 * s + 8 + 2 * q);
   }
-  if (!OF) tl_mark(tl, 2);
+  tl_mark(tl, 2);
 
   float m_run = NEG_INF, l_run = 0.f;
   float o[NT][4];
@@ -829,8 +812,8 @@ __device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int 
       wl[warp * 8 + g] = l_run;
     }
   }
-  if (!OF) tl_mark(tl, 3);
-  tca_sync<OF>();
+  tl_mark(tl, 3);
+  __syncthreads();
   // The cluster's G x HD outputs are cut into C slices; block s combines slice s. The block's partial of each
   // element goes to cp[rank] of the block that combines it, its m and l (per head) to every block.
   const int E = G * HD, Es = (E + (int)C - 1) / (int)C;
@@ -879,20 +862,8 @@ __device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int 
       Os = fmaf(f, orr[r], Os);
     }
     const float o = Os / Ls;
-    if (OF) {
-      const float ob = bf16_round(o);
-      for (int r = 0; r < (int)C; ++r) st_cluster(gx + e, r, ob);
-      amx = fmaxf(amx, fabsf(ob));
-    } else {
-      out[(size_t)(kvh * G) * HD + e] = o;
-      amx = fmaxf(amx, fabsf(bf16_round(o)));
-    }
-  }
-  if (OF) {
-    amx = warp_max(amx);
-    if (lane == 0)
-      for (int r = 0; r < (int)C; ++r) st_cluster(gmax + rank * TCA_WARPS + warp, r, amx);
-    return;
+    out[(size_t)(kvh * G) * HD + e] = o;
+    amx = fmaxf(amx, fabsf(bf16_round(o)));
   }
   // The o projection's x' shift comes from max |bf16(out)| over all heads (kernels/gemv.cu tc_stage_x): one max
   // per warp into *amax (non-negative floats order as their bits; zeroed by embed_rows each step).
@@ -903,9 +874,9 @@ __device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int 
   tl_mark(tl, 5);
 }
 #else
-template <int HD, int S, bool OF = false>
+template <int HD, int S>
 __device__ __forceinline__ void attn_tc_body(const float*, int, int, u16*, u16*, int, const float*, const int*, float,
-                                             float*, float*, u64*, float* = nullptr, float* = nullptr) {}
+                                             float*, float*, u64*) {}
 #endif
 
 #define ATTN_TC_ENTRY(HD, S)                                                                                       \
@@ -920,142 +891,3 @@ ATTN_TC_ENTRY(64, 1)
 ATTN_TC_ENTRY(64, 2)
 ATTN_TC_ENTRY(128, 1)
 ATTN_TC_ENTRY(128, 2)
-
-// ---------------------------------------------------------------------------------------------------
-// v15: decode attention with the o projection folded in (FP8 weights on the tensor-core GEMV's layout; docs/gpu.md
-// v15). Grid and clusters as attn_tc_h*, 8 warps per block: warps 0-3 run the attention (attn_tc_body, OF), warps
-// 4-7 copy the block's share of o into shared memory meanwhile (at the start with ATO_EARLY, else once q is
-// staged, so that q's loads do not queue behind them). The cluster of KV head h holds that group's G x HD outputs
-// (K columns [h G HD, (h + 1) G HD) of o); block r of the cluster multiplies them by rows [r T / C, (r + 1) T / C)
-// of those columns (16-row tiles, 128-byte pieces as in gemv_tc_body, all resident) and adds its partial sums into
-// the residual y with one reduction per row: KVH contributors per row. x' is staged from the outputs that the
-// attention stored into every block of the cluster (DSMEM), with the f16 shift of their maximum over the cluster
-// (the group's own: each cluster's partial is scaled back by its own 2^-e). The next RMSNorm's statistic is not
-// accumulated here (the partials of a row arrive from several clusters): its GEMV reduces it itself.
-// Shared memory: the attention's (ooff bytes) | o pieces [P][OSLOT] | x' [GK] f16 | row sums | row scales | the
-// group's outputs [GK] f32 | maxima [C x 4].
-#define ATO_THREADS 256
-#define ATO_EARLY 1
-// Where the block lets the next kernel (gate/up) launch: at its start (0), once the attention is combined (2), or
-// after the o pieces (4). From the start, gate/up's early blocks' ring fills reach DRAM ahead of o's pieces and the
-// KV rows (docs/gpu.md v15a).
-#define ATO_LAUNCH_COMBINED 2
-#define ATO_LAUNCH_END 4
-
-template <int HD, int S, bool ROWSC>
-__device__ __forceinline__ void attn_o_body(const float* __restrict__ qkv, int H, int KVH, u16* __restrict__ kc,
-                                            u16* __restrict__ vc, int max_pos, const float* __restrict__ rope,
-                                            const int* __restrict__ step, float scale, const u8* __restrict__ W,
-                                            const float* __restrict__ Sw, int qblock, int N, int Kp,
-                                            float* __restrict__ y, int ooff, int oflags, u64* tl) {
-#if __CUDA_ARCH__ >= 900
-  extern __shared__ __align__(128) u8 ato_smem[];
-  constexpr int OSLOT = ROWSC ? 2048 : TC_SLOT;
-  if (!(oflags & (ATO_LAUNCH_COMBINED | ATO_LAUNCH_END))) PDL_LAUNCH();
-  u32 rank, C;
-  asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
-  asm("mov.u32 %0, %%cluster_nctarank;" : "=r"(C));
-  const int kvh = blockIdx.x / C;
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, q = lane & 3;
-  const int GK = (H / KVH) * HD, npc = GK >> 7;
-  const int T = (N + TC_ROWS - 1) / TC_ROWS;
-  const int t0 = (int)((long long)rank * T / C), t1 = (int)((long long)(rank + 1) * T / C);
-  const int P = (t1 - t0) * npc, r0 = t0 * TC_ROWS, nr = min(t1 * TC_ROWS, N) - r0;
-  u8* slots = ato_smem + ooff;
-  u16* xs16 = (u16*)(slots + P * OSLOT);
-  float* accs = (float*)(xs16 + GK);
-  float* srow = accs + (t1 - t0) * TC_ROWS;
-  float* gx = srow + (t1 - t0) * TC_ROWS;
-  float* gmax = gx + GK;
-  if (warp >= TCA_WARPS) {
-    u64 policy;
-    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
-    const int lw = warp - TCA_WARPS;
-    auto issue_all = [&]() {
-      for (int p = lw; p < P; p += ATO_THREADS / 32 - TCA_WARPS)
-        tc_issue(W, Sw, qblock == 64, ROWSC, N, Kp, t0 + p / npc, kvh * npc + p % npc, smem_u32(slots + p * OSLOT),
-                 lane, policy, 0);
-      if (ROWSC)
-        for (int i = tid - TCA_THREADS; i < nr; i += ATO_THREADS - TCA_THREADS)
-          cp_async4(smem_u32(srow + i), Sw + r0 + i);
-      cp_commit();
-    };
-    if (oflags & ATO_EARLY) issue_all();
-    asm volatile("bar.sync 2, 256;" ::: "memory");  // q is staged
-    if (!(oflags & ATO_EARLY)) issue_all();
-    cp_wait<0>();
-    tl_mark(tl, 1, TCA_THREADS);  // (timeline: o's pieces of the first loader thread have landed)
-    cluster_sync();  // the attention's combine barrier
-  } else {
-    attn_tc_body<HD, S, true>(qkv, H, KVH, kc, vc, max_pos, rope, step, scale, nullptr, nullptr, tl, gx, gmax);
-  }
-  if (oflags & ATO_LAUNCH_COMBINED) PDL_LAUNCH();
-  cluster_sync();  // every block holds the group's outputs and maxima; no remote access after this
-  PDL_WAIT();      // (the attention warps waited already; y is written below)
-  float amax = 0.f;
-  for (int i = 0; i < (int)C * TCA_WARPS; ++i) amax = fmaxf(amax, gmax[i]);
-  const int sh = f16_shift(amax) - TC_XSH8;
-  const float up = exp2i(sh);
-  for (int k = tid; k < GK; k += ATO_THREADS) xs16[k] = tc_x_bits(gx[k] * up);
-  for (int i = tid; i < (t1 - t0) * TC_ROWS; i += ATO_THREADS) accs[i] = 0.f;
-  __syncthreads();
-  tl_mark(tl, 2);  // (x' staged)
-  const int p0 = warp * P / (ATO_THREADS / 32), p1 = (warp + 1) * P / (ATO_THREADS / 32);
-  const bool qb64 = qblock == 64;
-  float a0 = 0.f, a8 = 0.f;
-  for (int p = p0; p < p1; ++p) {
-    const u8* sl = slots + p * OSLOT;
-    float d[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-#if TC_USE_MMA8
-    tc_piece8(sl, xs16 + (p % npc) * 128, lane, d);
-#else
-    tc_piece(sl, xs16 + (p % npc) * 128, lane, d);
-#endif
-    if (q == 0) {
-      if (ROWSC) {
-        a0 += d[0][0] + d[1][0];
-        a8 += d[0][2] + d[1][2];
-      } else {
-        const float4 sc = *(const float4*)(sl + 2048 + 16 * g);
-        a0 = fmaf(d[0][0], sc.x, fmaf(d[1][0], qb64 ? sc.y : sc.x, a0));
-        a8 = fmaf(d[0][2], sc.z, fmaf(d[1][2], qb64 ? sc.w : sc.z, a8));
-      }
-    }
-    if ((p + 1) % npc == 0 || p + 1 == p1) {  // leaving a tile
-      if (q == 0) {
-        atomicAdd(accs + (p / npc) * TC_ROWS + g, a0);
-        atomicAdd(accs + (p / npc) * TC_ROWS + g + 8, a8);
-      }
-      a0 = 0.f;
-      a8 = 0.f;
-    }
-  }
-  __syncthreads();
-  tl_mark(tl, 3);  // (the pieces are done)
-  const float inv = exp2i(-sh) * FP8_UNIT;
-  for (int i = tid; i < nr; i += ATO_THREADS) atomicAdd(y + r0 + i, accs[i] * inv * (ROWSC ? srow[i] : 1.f));
-  if (oflags & ATO_LAUNCH_END) PDL_LAUNCH();
-  tl_mark(tl, 5);
-#endif
-}
-
-#define ATTN_O_ENTRY(HD, S, RS, name)                                                                              \
-  extern "C" __global__ void __launch_bounds__(ATO_THREADS, 1)                                                      \
-      name(const float* qkv, int H, int KVH, u16* kc, u16* vc, int max_pos, const float* rope, const int* step,     \
-           float scale, const u8* W, const float* Sw, int qblock, int N, int Kp, float* y, int ooff, int oflags,   \
-           u64* tl) {                                                                                               \
-    attn_o_body<HD, S, RS>(qkv, H, KVH, kc, vc, max_pos, rope, step, scale, W, Sw, qblock, N, Kp, y, ooff, oflags, \
-                           tl);                                                                                     \
-  }
-ATTN_O_ENTRY(32, 1, false, attn_o_h32_s1)
-ATTN_O_ENTRY(32, 2, false, attn_o_h32_s2)
-ATTN_O_ENTRY(64, 1, false, attn_o_h64_s1)
-ATTN_O_ENTRY(64, 2, false, attn_o_h64_s2)
-ATTN_O_ENTRY(128, 1, false, attn_o_h128_s1)
-ATTN_O_ENTRY(128, 2, false, attn_o_h128_s2)
-ATTN_O_ENTRY(32, 1, true, attn_o_h32_s1_r)
-ATTN_O_ENTRY(32, 2, true, attn_o_h32_s2_r)
-ATTN_O_ENTRY(64, 1, true, attn_o_h64_s1_r)
-ATTN_O_ENTRY(64, 2, true, attn_o_h64_s2_r)
-ATTN_O_ENTRY(128, 1, true, attn_o_h128_s1_r)
-ATTN_O_ENTRY(128, 2, true, attn_o_h128_s2_r)

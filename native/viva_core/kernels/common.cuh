@@ -32,9 +32,9 @@ typedef unsigned long long u64;
 // always present. The host's TL_STRIDE (backend/cuda/mod.rs) is this layout's size.
 #define TL_MARKS 12
 #define TL_BLOCKS 512
-__device__ __forceinline__ void tl_mark(u64* tl, int mark, u32 who = 0) {
+__device__ __forceinline__ void tl_mark(u64* tl, int mark) {
 #ifdef VIVA_TIMELINE
-  if (tl && threadIdx.x == who) {
+  if (tl && threadIdx.x == 0) {
     u64 t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
     asm volatile("red.global.min.u64 [%0], %1;" ::"l"(tl + 2 * mark), "l"(t) : "memory");
@@ -165,35 +165,6 @@ __device__ __forceinline__ void mma_f16_a4(float* d, u32 a0, u32 a1, u32 a2, u32
       "{%0, %1, %2, %3};"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-// v15: the same product with E4M3 A and B (sm_89+): m16n8k32, f32 accumulation; no conversion of the weights.
-__device__ __forceinline__ void mma_e4m3(float* d, u32 a0, u32 a1, u32 a2, u32 a3, u32 b0, u32 b1) {
-#if __CUDA_ARCH__ >= 890
-  asm volatile(
-      "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-#endif
-}
-
-// v15: v (|v| < 2^8) as two E4M3 terms, v ~ hi + lo, packed as (lo << 8) | hi (sm_89+). hi = rn(v) keeps 4
-// significant bits, lo = rn(v - hi) the rest: exact for a bf16 value of |v| >= 2^-2 (8 significant bits; lo's
-// exponent stays normal, or subnormal at a step of 2^-9), else off by at most 2^-10.
-__device__ __forceinline__ u16 f32_to_e4m3_pair(float v) {
-  u16 h, p;
-#if __CUDA_ARCH__ >= 890
-  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(h) : "f"(0.f), "f"(v));
-  u32 f2;
-  asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(f2) : "h"(h));
-  const float hv = f16_to_f32(f2 & 0xffffu);
-  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(p) : "f"(v - hv), "f"(v));
-#else
-  h = 0;
-  p = h;
-#endif
-  return p;
 }
 
 // The same with A's rows g and g + 8 equal (persist.cu puts the one activation row in every row of A).

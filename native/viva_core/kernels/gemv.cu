@@ -369,87 +369,6 @@ __device__ __forceinline__ void tc_issue_bulk(const u8* __restrict__ tmap, const
 }
 #endif
 
-// v15: x' as two E4M3 terms in each f16 slot ((lo << 8) | hi, f32_to_e4m3_pair; max |x'| < 2^8, so the shift is
-// TC_XSH8 bits smaller than the f16 one) and the mma on the E4M3 weights directly (m16n8k32: B column 0 = hi,
-// column 1 = lo, their sum the product), instead of converting every weight to f16 (TC_MMA8, sm_89+; the host's
-// -DTC_MMA8=1). Exact products except for x' below 2^-2 (2^-10 of the largest), off by at most 2^-10 there.
-#ifndef TC_MMA8
-#define TC_MMA8 0
-#endif
-#if TC_MMA8 && __CUDA_ARCH__ >= 890
-#define TC_USE_MMA8 1
-#define TC_XSH8 6
-#else
-#define TC_USE_MMA8 0
-#define TC_XSH8 0
-#endif
-// An x' value (|v| < 2^14, or 2^8 with TC_USE_MMA8) as the GEMV's shared memory holds it.
-__device__ __forceinline__ u16 tc_x_bits(float v) {
-#if TC_USE_MMA8
-  return f32_to_e4m3_pair(v);
-#else
-  return f32_to_f16_bits(v);
-#endif
-}
-
-// The TC_USE_MMA8 form of tc_piece below: lanes g == 0 / 1 pick x''s hi / lo bytes as B columns 0 / 1, so rows g and
-// g + 8 of D are the sums of columns 0 and 1, folded into d[segment][0] and [2] as tc_piece leaves them.
-__device__ __forceinline__ void tc_piece8(const u8* sl, const u16* xs, int lane, float (&d)[2][4]) {
-  const int g = lane >> 2, q = lane & 3;
-  const uint4 wa0 = *(const uint4*)(sl + 16 * lane), wa1 = *(const uint4*)(sl + 512 + 16 * lane);
-  const uint4 wb0 = *(const uint4*)(sl + 1024 + 16 * lane), wb1 = *(const uint4*)(sl + 1536 + 16 * lane);
-  uint4 xa = make_uint4(0u, 0u, 0u, 0u), xb = xa, xc = xa, xd = xa;
-  if (g < 2) {
-    const u16* xp = xs + 16 * q;
-    xa = *(const uint4*)xp;
-    xb = *(const uint4*)(xp + 8);
-    xc = *(const uint4*)(xp + 64);
-    xd = *(const uint4*)(xp + 72);
-  }
-  const u32 sel = g == 1 ? 0x7531u : 0x6420u;
-  mma_e4m3(d[0], wa0.x, wb0.x, wa0.y, wb0.y, __byte_perm(xa.x, xa.y, sel), __byte_perm(xa.z, xa.w, sel));
-  mma_e4m3(d[0], wa0.z, wb0.z, wa0.w, wb0.w, __byte_perm(xb.x, xb.y, sel), __byte_perm(xb.z, xb.w, sel));
-  mma_e4m3(d[1], wa1.x, wb1.x, wa1.y, wb1.y, __byte_perm(xc.x, xc.y, sel), __byte_perm(xc.z, xc.w, sel));
-  mma_e4m3(d[1], wa1.z, wb1.z, wa1.w, wb1.w, __byte_perm(xd.x, xd.y, sel), __byte_perm(xd.z, xd.w, sel));
-#pragma unroll
-  for (int sg = 0; sg < 2; ++sg) {
-    d[sg][0] += d[sg][1];
-    d[sg][2] += d[sg][3];
-  }
-}
-
-// The mma of one ring piece (slot `sl`) against x' of its 128 k (`xp`), added to d (zeroed by the caller): D of the
-// two 64-byte segments, column 0 in lanes q == 0: d[segment][0] row g, d[segment][2] row g + 8 (block scales not
-// applied). Lanes g == 0 load x' as B column 0; the other columns are zero. (Used by attn_o_body; gemv_tc_body keeps
-// the same math inline: calling this from it changed its PTX, and that kernel's timing is tuned to the byte.)
-__device__ __forceinline__ void tc_piece(const u8* sl, const u16* xs, int lane, float (&d)[2][4]) {
-  const int g = lane >> 2, q = lane & 3;
-  const uint4 wa0 = *(const uint4*)(sl + 16 * lane), wa1 = *(const uint4*)(sl + 512 + 16 * lane);
-  const uint4 wb0 = *(const uint4*)(sl + 1024 + 16 * lane), wb1 = *(const uint4*)(sl + 1536 + 16 * lane);
-  uint4 xa = make_uint4(0u, 0u, 0u, 0u), xb = xa, xc = xa, xd = xa;
-  if (g == 0) {
-    const u16* xp = xs + 16 * q;
-    xa = *(const uint4*)xp;
-    xb = *(const uint4*)(xp + 8);
-    xc = *(const uint4*)(xp + 64);
-    xd = *(const uint4*)(xp + 72);
-  }
-  const u32 ra[2][4] = {{wa0.x, wa0.y, wa0.z, wa0.w}, {wa1.x, wa1.y, wa1.z, wa1.w}};
-  const u32 rb[2][4] = {{wb0.x, wb0.y, wb0.z, wb0.w}, {wb1.x, wb1.y, wb1.z, wb1.w}};
-  const u32 xv[2][8] = {{xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w},
-                        {xc.x, xc.y, xc.z, xc.w, xd.x, xd.y, xd.z, xd.w}};
-#pragma unroll
-  for (int sg = 0; sg < 2; ++sg) {
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      u32 alo, ahi, blo, bhi;
-      fp8x4_to_f16x2(ra[sg][j], &alo, &ahi);  // row g: (k 2q, 2q+1), (k 2q+8, 2q+9)
-      fp8x4_to_f16x2(rb[sg][j], &blo, &bhi);  // row g + 8
-      mma_f16_a4(d[sg], alo, blo, ahi, bhi, xv[sg][2 * j], xv[sg][2 * j + 1]);
-    }
-  }
-}
-
 // x' into xs16 for the block (all threads): bf16(norm_w * x * rs) or bf16(x), times 2^e, as f16, zero-padded
 // to Kp; zeroes accs[0, nacc). Returns 2^-e. e, in one pass: from *xmax = max |bf16(x)| where the kernel that
 // wrote x also reduced that (the same e as the block's own max), else `xsh` where the host could bound |x'| in
@@ -465,7 +384,6 @@ __device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const f
   if (xmax) xsh = f16_shift(__ldcg(xmax));
   const float rs = norm_w ? gv_norm_rs(x, K, eps, ss_in, red) : 1.f;
   const bool fixed = xsh != TC_XSH_DYN;
-  if (fixed) xsh -= TC_XSH8;
   const float fup = fixed ? exp2i(xsh) : 1.f;
   float amax = 0.f;
   for (int base = 0; base < Kp; base += NB * GV_THREADS) {
@@ -482,7 +400,7 @@ __device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const f
       if (k < Kp) {
         const u32 b = f32_to_bf16(norm_w ? nw[j] * (v[j] * rs) : v[j]);
         if (fixed) {
-          xs16[k] = tc_x_bits(bf16_to_f32(b) * fup);
+          xs16[k] = (u16)f32_to_f16_bits(bf16_to_f32(b) * fup);
         } else {
           xs16[k] = (u16)b;
           amax = fmaxf(amax, fabsf(bf16_to_f32(b)));
@@ -497,14 +415,14 @@ __device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const f
     return exp2i(-xsh);
   }
   amax = block_max(amax, red);
-  const int sh = f16_shift(amax) - TC_XSH8;
+  const int sh = f16_shift(amax);
   const float up = exp2i(sh);
   // Each thread rescales the elements it wrote itself (no barrier needed before this pass).
   for (int base = 0; base < Kp; base += NB * GV_THREADS) {
 #pragma unroll
     for (int j = 0; j < NB; ++j) {
       const int k = base + j * GV_THREADS + tid;
-      if (k < Kp) xs16[k] = tc_x_bits(bf16_to_f32(xs16[k]) * up);
+      if (k < Kp) xs16[k] = f32_to_f16_bits(bf16_to_f32(xs16[k]) * up);
     }
   }
   __syncthreads();
@@ -607,10 +525,6 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
 #endif
     if (!(flags & TC_NOMATH)) {
       const u8* sl = ring + slot * TC_SLOT;
-#if TC_USE_MMA8
-      float d[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-      tc_piece8(sl, xs16 + cc * 128, lane, d);
-#else
       const uint4 wa0 = *(const uint4*)(sl + 16 * lane), wa1 = *(const uint4*)(sl + 512 + 16 * lane);
       const uint4 wb0 = *(const uint4*)(sl + 1024 + 16 * lane), wb1 = *(const uint4*)(sl + 1536 + 16 * lane);
       // x' of this lane's k (column 0 of B, lanes g == 0); zero elsewhere.
@@ -637,7 +551,6 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
           mma_f16_a4(d[sg], alo, blo, ahi, bhi, xv[sg][2 * j], xv[sg][2 * j + 1]);
         }
       }
-#endif
       if (q == 0 && row) {
         acc0 += d[0][0] + d[1][0];
         acc8 += d[0][2] + d[1][2];

@@ -346,7 +346,7 @@ fn fp8_tc_attention_matches_gqa() {
             let tc = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
             std::env::remove_var("VIVA_TENSOR_ATTN_SLOTS");
             let name = format!("random hd{} g{} slots {slots}", hidden / heads, heads / kv_heads);
-            if !tc.decode_attention().starts_with("tensor-core cluster") {
+            if tc.decode_attention() != "tensor-core cluster" {
                 println!("SKIPPED: {name}: the tensor-core decode attention is not used ({})", tc.decode_attention());
                 return;
             }
@@ -357,64 +357,6 @@ fn fp8_tc_attention_matches_gqa() {
             assert!(rel < 5e-3 && rel_max < 2e-2, "{name}: logits differ by {rel} (max {rel_max})");
             assert!(agree >= 0.8, "{name}: top-1 agreement {agree}");
         }
-    }
-}
-
-/// The o projection folded into the tensor-core decode attention (v15, `VIVA_TENSOR_ATTN_O=1`) against the
-/// attention and the o GEMV as two kernels, on random checkpoints whose query groups span whole 128-byte pieces of
-/// o (head_dim 32 / 64 / 128, groups of 4 / 8 / 1), with per-row scales and blocks of 128 and 64, o's copies
-/// issued once q is staged and at the start, the next kernel launched at the start, after the combine and at the end. The same packed weights and the same bf16 x' values (the fold's f16
-/// shift is its group's, not the whole row's: exact either way), so the logits differ only by summation order:
-/// the partial sums of the KV heads' clusters reach the residual by reductions.
-#[test]
-fn fp8_attention_o_fold_matches_two_kernels() {
-    if !cuda() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let cases = [
-        (1024usize, 16usize, 2usize, "row", "0"),
-        (1024, 16, 2, "128", "1"),
-        (512, 8, 2, "64", "2"),
-        (256, 8, 2, "row", "4"),
-        (512, 4, 4, "128", "0"),
-    ];
-    for (hidden, heads, kv_heads, block, flags) in cases {
-        let shape = viva_core::testckpt::Shape {
-            hidden,
-            intermediate: 2 * hidden + 256,
-            layers: 2,
-            heads,
-            kv_heads,
-            vocab: 640,
-            max_pos: 2048,
-            tie_embeddings: false,
-        };
-        let dir = tmp.path().join(format!("h{hidden}-{heads}-{kv_heads}"));
-        if !dir.exists() {
-            viva_core::testckpt::write_checkpoint(&dir, &shape, 17, StoredDtype::Bf16, 1).unwrap();
-        }
-        let with = |vars: &[(&str, &str)]| {
-            vars.iter().for_each(|(k, v)| std::env::set_var(k, v));
-            let m = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
-            vars.iter().for_each(|(k, _)| std::env::remove_var(k));
-            m
-        };
-        let two = with(&[("VIVA_TENSOR_FP8_BLOCK", block), ("VIVA_TENSOR_ATTN_O", "0")]);
-        let fold =
-            with(&[("VIVA_TENSOR_FP8_BLOCK", block), ("VIVA_TENSOR_ATTN_O", "1"), ("VIVA_TENSOR_ATTN_O_FLAGS", flags)]);
-        let name = format!("random hd{} g{} fp8 block {block} flags {flags}", hidden / heads, heads / kv_heads);
-        if two.decode_attention() != "tensor-core cluster" {
-            println!("SKIPPED: {name}: the tensor-core decode attention is not used ({})", two.decode_attention());
-            return;
-        }
-        assert_eq!(fold.decode_attention(), "tensor-core cluster + o projection", "{name}");
-        let prompts: Vec<Vec<u32>> =
-            [5u32, 700].iter().map(|&n| (0..n).map(|i| 3 + (i * 7919 + n) % 600).collect()).collect();
-        let (agree, rel, rel_max) =
-            compare_fp8_on(&name, "o folded into the attention vs two kernels", &two, &fold, &prompts, 40, false);
-        assert!(rel < 5e-3 && rel_max < 2e-2, "{name}: logits differ by {rel} (max {rel_max})");
-        assert!(agree >= 0.9, "{name}: top-1 agreement {agree}");
     }
 }
 

@@ -114,8 +114,7 @@ fn print_timeline(label: &str, cfg: &viva_core::config::Config, rows: &[viva_cor
         let mut acc = vec![0.0f64; rows[0].1.len()];
         let mut n = 0usize;
         for &j in &idx {
-            // (The previous launch that ran: with the o projection folded into the attention, o has no marks.)
-            let prev = rows[..j].iter().rev().map(|r| r.1[acc.len() - 1]).find(|x| x.is_finite()).unwrap_or(f64::NAN);
+            let prev = rows[j - 1].1[acc.len() - 1];
             let m = rows[j].1;
             if prev.is_finite() {
                 for (a, x) in acc.iter_mut().zip(m) {

@@ -107,8 +107,6 @@ pub struct Kernels {
     /// Decode attention on the tensor cores in thread-block clusters (v11; sm_90+, bf16 KV cache): for head_dim
     /// 32 / 64 / 128 ([`ATTN_TC_HD`]), each with rings of 1 and 2 slots per warp.
     pub attn_tc: [[CudaFunction; 2]; 3],
-    /// The same with the o projection folded in (v15): [head dim as `attn_tc`][per-row scales][ring slots - 1].
-    pub attn_o: [[[CudaFunction; 2]; 2]; 3],
     /// cuBLAS prefill helpers (kernels/gemm.cu): FP8 -> bf16 weights, f32 -> bf16 (hi, lo) activations,
     /// interleaved gate/up -> silu(gate) * up.
     pub dequant_fp8: CudaFunction,
@@ -255,11 +253,6 @@ impl Device {
                 [f("attn_tc_h64_s1")?, f("attn_tc_h64_s2")?],
                 [f("attn_tc_h128_s1")?, f("attn_tc_h128_s2")?],
             ],
-            attn_o: [
-                [[f("attn_o_h32_s1")?, f("attn_o_h32_s2")?], [f("attn_o_h32_s1_r")?, f("attn_o_h32_s2_r")?]],
-                [[f("attn_o_h64_s1")?, f("attn_o_h64_s2")?], [f("attn_o_h64_s1_r")?, f("attn_o_h64_s2_r")?]],
-                [[f("attn_o_h128_s1")?, f("attn_o_h128_s2")?], [f("attn_o_h128_s1_r")?, f("attn_o_h128_s2_r")?]],
-            ],
             dequant_fp8: f("dequant_fp8_bf16")?,
             split_bf16: f("split_bf16")?,
             glu: f("glu_rows")?,
@@ -268,9 +261,7 @@ impl Device {
         // The GEMV stages its input row (Kp f32) in dynamic shared memory: allow the device's maximum.
         let static_smem = 2048;
         let max_smem = max_smem.saturating_sub(static_smem);
-        let gemvs = k.gemv_bf16.iter().chain(k.gemv_fp8.iter()).chain(k.gemv_tc.iter()).chain(k.gemv_tcr.iter());
-        // (The attention with the o projection holds its share of o: as much as the device allows.)
-        for g in gemvs.chain(k.attn_o.iter().flatten().flatten()) {
+        for g in k.gemv_bf16.iter().chain(k.gemv_fp8.iter()).chain(k.gemv_tc.iter()).chain(k.gemv_tcr.iter()) {
             g.set_attribute(
                 sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 max_smem as i32,

@@ -428,8 +428,6 @@ pub struct CudaModel {
     /// Decode attention on the tensor cores in clusters (kernels/attention.cu, v11; the default on sm_90+ for a
     /// bf16 KV cache and head_dim 32 / 64 / 128; `VIVA_TENSOR_ATTN=gqa` keeps the v4 GQA kernel).
     attn_tc: Option<AttnTc>,
-    /// The o projection folded into that attention kernel (v15, `attn_o_plan`).
-    attn_o: Option<AttnO>,
     /// Fused norm statistics in decode (default; `VIVA_TENSOR_NORM_FUSE=0` turns it off, see kernels/gemv.cu):
     /// the residual GEMVs accumulate sum(x²) for the next RMSNorm, so the normed GEMVs skip their own reduction.
     norm_fuse: bool,
@@ -461,19 +459,6 @@ struct AttnTc {
     slots: usize,
     cluster: u32,
     smem: u32,
-}
-
-/// Launch shape of the tensor-core decode attention with the o projection folded in (`attn_o_plan`; v15).
-struct AttnO {
-    /// Ring slots per attention warp (may be fewer than `AttnTc::slots`, to leave room for o).
-    slots: usize,
-    cluster: u32,
-    smem: u32,
-    /// Bytes of the attention's shared memory, where o's pieces begin.
-    ooff: u32,
-    /// kernels/attention.cu ATO_* flags (`VIVA_TENSOR_ATTN_O_FLAGS`): o's copies issued at the start (1), the next
-    /// kernel launched once the attention is combined (2) or at the end (4).
-    flags: i32,
 }
 
 /// Split-KV partial slots per (query row, head) of the GQA attention kernel (`GQ_MAX_SPLIT`).
@@ -787,14 +772,6 @@ impl CudaModel {
         // On by default: measured 1.1% faster on an H100 with identical test results (docs/gpu.md, v6);
         // `VIVA_TENSOR_NORM_FUSE=0` restores the per-block reduction.
         let norm_fuse = env("VIVA_TENSOR_NORM_FUSE").is_none_or(|v| v != "0");
-        let attn_o = match (&attn_tc, &gemv_tc, layers.first()) {
-            (Some(a), Some(_), Some(l)) if !dev.tc_tma && env("VIVA_TENSOR_ATTN_O").is_some_and(|v| v == "1") => {
-                // kernels/attention.cu ATO_* flags (experiments): o's copies at the start, the launch point.
-                let flags = env("VIVA_TENSOR_ATTN_O_FLAGS").and_then(|v| v.parse::<i32>().ok()).unwrap_or(0);
-                attn_o_plan(&dev, cfg, a, &l.o, flags)
-            }
-            _ => None,
-        };
         // Opt-in (`VIVA_TENSOR_PERSIST=1`): measured slower than the multi-kernel graph so far (docs/gpu.md, v8).
         let persist = if !gqa || env("VIVA_TENSOR_PERSIST").is_none_or(|v| v != "1") {
             None
@@ -823,7 +800,6 @@ impl CudaModel {
             gqa,
             gqa_splits,
             attn_tc,
-            attn_o,
             norm_fuse,
             persist,
         })
@@ -838,8 +814,6 @@ impl CudaModel {
     pub fn decode_attention(&self) -> &'static str {
         if self.persist.is_some() {
             "persistent kernel"
-        } else if self.attn_o.is_some() {
-            "tensor-core cluster + o projection"
         } else if self.attn_tc.is_some() {
             "tensor-core cluster"
         } else if self.gqa {
@@ -1327,38 +1301,6 @@ impl CudaModel {
         Ok(0)
     }
 
-    /// Decode attention of layer `layer` with its o projection folded in (`attn_o_plan`): o_proj(attn) is added
-    /// into the residual `c.x`.
-    fn attention_o(&self, c: &CudaCache, a: &AttnO, layer: usize, o: &Lin, tl: u64) -> Result<()> {
-        let cfg = &self.cfg;
-        let args = [
-            Arg::P(c.qkv.ptr),
-            Arg::I(cfg.num_heads as i32),
-            Arg::I(cfg.num_kv_heads as i32),
-            Arg::P(c.kc.at(layer * c.layer_bytes)),
-            Arg::P(c.vc.at(layer * c.layer_bytes)),
-            Arg::I(cfg.max_position_embeddings as i32),
-            Arg::P(self.rope.ptr),
-            Arg::P(c.step.ptr),
-            Arg::F(1.0 / (cfg.head_dim as f32).sqrt()),
-            Arg::P(o.w.ptr),
-            Arg::P(o.s.as_ref().map_or(0, |b| b.ptr)),
-            Arg::I(o.qblock),
-            Arg::I(o.n as i32),
-            Arg::I(o.kp as i32),
-            Arg::P(c.x.ptr),
-            Arg::I(a.ooff as i32),
-            Arg::I(a.flags),
-            Arg::P(tl),
-        ];
-        let Some(t) = &self.attn_tc else {
-            return Err(Error::Cuda("the attention with the o projection needs the tensor-core attention".into()));
-        };
-        let f = &self.dev.k.attn_o[t.hd_idx][usize::from(o.row_scales)][a.slots - 1];
-        let grid = (cfg.num_kv_heads as u32 * a.cluster, 1, 1);
-        self.dev.launch_ex(&c.stream, f, grid, 256, a.smem, &args, LaunchMode::Cluster(a.cluster))
-    }
-
     /// The kernels of one decode step (token and position read from `c.step`). `tl`: 0, or the device buffer
     /// of [`TL_STRIDE`] u64 per launch of [`CudaModel::timeline`] (the GEMVs and attention kernels, in order).
     fn decode_launches(&self, c: &CudaCache, prof: &mut Option<Prof>, tl: u64) -> Result<()> {
@@ -1401,19 +1343,12 @@ impl CudaModel {
             // h = x + o_proj(attn(rope(q), rope(k), v)), q|k|v = qkv_proj(norm(x))
             self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, (slot(2 * li), 0), (0, 0), tl(j))?;
             mark("norm+qkv gemv")?;
-            // With the o projection folded into the attention, the ffn RMSNorm's statistic is reduced by gate/up.
-            let ss = if let Some(ao) = &self.attn_o {
-                self.attention_o(c, ao, li, &l.o, tl(j + 1))?;
-                mark("rope+kv+attention+o gemv+residual")?;
-                (0, 0)
-            } else {
-                let om = self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true, att_max(li), tl(j + 1))?;
-                mark("rope+kv+attention")?;
-                self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), (om, 0), tl(j + 2))?;
-                mark("o gemv+residual")?;
-                (slot(2 * li + 1), 0)
-            };
+            let om = self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true, att_max(li), tl(j + 1))?;
+            mark("rope+kv+attention")?;
+            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), (om, 0), tl(j + 2))?;
+            mark("o gemv+residual")?;
             // x = h + down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
+            let ss = (slot(2 * li + 1), 0);
             self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2, ss, (0, act_max(li)), tl(j + 3))?;
             mark("norm+gate/up gemv+silu")?;
             self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 2)), (act_max(li), 0), tl(j + 4))?;
@@ -1763,34 +1698,6 @@ fn attn_tc_plan(dev: &Device, cfg: &Config) -> Option<AttnTc> {
         return None;
     }
     Some(AttnTc { hd_idx, slots, cluster, smem: smem as u32 })
-}
-
-/// The o projection folded into the tensor-core decode attention (kernels/attention.cu `attn_o_body`, v15), or None
-/// where it does not fit: FP8 weights on the tensor-core GEMV (blocks of 64, 128 or one per row), a query group
-/// whose G x head_dim columns of o are whole 128-byte pieces, and shared memory for the attention beside the
-/// block's share of o (its tiles x the group's pieces, all resident): TinyLlama's shape (2048 rows over 8 blocks,
-/// 4 pieces: 128 KB) fits, Llama-2-7B's (4096 rows over 2 blocks) does not. Ring slots: the attention's, else 1.
-fn attn_o_plan(dev: &Device, cfg: &Config, a: &AttnTc, o: &Lin, flags: i32) -> Option<AttnO> {
-    let (hd, kvh) = (cfg.head_dim, cfg.num_kv_heads);
-    let gk = cfg.num_heads / kvh * hd;
-    if gk % 128 != 0 || o.kp != kvh * gk || !(o.row_scales || o.qblock == 64 || o.qblock == 128) {
-        return None;
-    }
-    let c = a.cluster as usize;
-    let tiles = o.n.div_ceil(TC_ROWS).div_ceil(c);
-    let slot = if o.row_scales { 2048 } else { TC_SLOT };
-    // Pieces | x' (f16) | row sums and row scales | the group's outputs (f32) | maxima; kernels/attention.cu.
-    let own = tiles * (gk / 128) * slot + gk * 2 + 2 * tiles * TC_ROWS * 4 + gk * 4 + 4 * c * 4;
-    let row = usize::from(o.row_scales);
-    [a.slots, 1].into_iter().find_map(|slots| {
-        let ooff = device::attn_tc_smem(hd, slots, c).next_multiple_of(128);
-        let smem = ooff + own;
-        let f = &dev.k.attn_o[a.hd_idx][row][slots - 1];
-        let grid = kvh as u32 * a.cluster;
-        let fits =
-            smem <= dev.max_smem && dev.max_active_clusters(f, grid, 256, smem as u32, a.cluster).is_ok_and(|n| n >= 1);
-        fits.then_some(AttnO { slots, cluster: a.cluster, smem: smem as u32, ooff: ooff as u32, flags })
-    })
 }
 
 /// The persistent kernel's plan for this model (asked for with `VIVA_TENSOR_PERSIST=1`), or `None`, with the
