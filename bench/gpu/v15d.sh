@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# The code it ran is commit dee0bbc (reverted by the next commit: no gain).
 # v15d (docs/gpu.md): ring slots requested before the PDL wait per matrix kind (VIVA_TENSOR_TC_PRE, host only; the
 # default is 4 everywhere but matrices of 32 MB or more, which request their whole ring of 6), one kind changed at a
 # time against the default, same binary, TinyLlama shape; the Llama-2-7B shape for VARS7 (space-separated specs).

@@ -421,9 +421,6 @@ pub struct CudaModel {
     gemv_tc: Option<TcCfg>,
     /// Bench-only switches of the tensor-core GEMV (`VIVA_TENSOR_TC_FLAGS`, kernels/gemv.cu TC_*; 0 normally).
     tc_flags: i32,
-    /// Ring slots requested before the PDL wait per matrix kind (q/k/v, o, gate/up, down, lm_head), where
-    /// `VIVA_TENSOR_TC_PRE` sets them (experiments; `tc_pre` parses it).
-    tc_pre: [Option<i32>; 5],
     /// Attention through the GQA kernel (K/V read once per KV head), with up to `gqa_splits` splits
     /// (`VIVA_TENSOR_ATTN=old`: the per-query-head kernel of v1-v3).
     gqa: bool,
@@ -518,26 +515,6 @@ fn tc_shape(
         }
     });
     (grid as u32, variant, smem_of(variant))
-}
-
-/// `VIVA_TENSOR_TC_PRE` (experiments): `kind:slots` pairs, comma-separated, for the ring slots each warp of the
-/// tensor-core GEMV requests before the PDL wait, per matrix kind (qkv, o, gu, down, lm; 0 to 15, at most the
-/// ring); the others keep the default rule (kernels/gemv.cu TC_PREWAIT, whole ring from TC_LARGE bytes).
-fn tc_pre(spec: Option<&str>) -> Result<[Option<i32>; 5]> {
-    let mut out = [None; 5];
-    let Some(spec) = spec else { return Ok(out) };
-    let bad = || {
-        Error::InvalidOption(format!(
-            "VIVA_TENSOR_TC_PRE: expected kind:slots pairs (kinds qkv, o, gu, down, lm; slots 0-15), got {spec:?}"
-        ))
-    };
-    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once(':').ok_or_else(bad)?;
-        let i = ["qkv", "o", "gu", "down", "lm"].iter().position(|&n| n == k.trim()).ok_or_else(bad)?;
-        let f = v.trim().parse::<i32>().ok().filter(|f| (0..=14).contains(f)).ok_or_else(bad)?;
-        out[i] = Some(f);
-    }
-    Ok(out)
 }
 
 /// u64 timeline marks per launch (kernels/common.cuh `tl_mark`): (first, last) block at start, wait release, three
@@ -778,7 +755,6 @@ impl CudaModel {
             TcCfg { variant, bps, fit, tma: dev.tc_tma }
         });
         let tc_flags = env("VIVA_TENSOR_TC_FLAGS").and_then(|v| v.parse::<i32>().ok()).unwrap_or(0);
-        let tc_pre = tc_pre(env("VIVA_TENSOR_TC_PRE").as_deref())?;
         let group = cfg.num_heads / cfg.num_kv_heads.max(1);
         let gqa = env("VIVA_TENSOR_ATTN").is_none_or(|v| v != "old")
             && cfg.num_kv_heads > 0
@@ -821,7 +797,6 @@ impl CudaModel {
             gemv_pf,
             gemv_tc,
             tc_flags,
-            tc_pre,
             gqa,
             gqa_splits,
             attn_tc,
@@ -1071,22 +1046,6 @@ impl CudaModel {
         ]
     }
 
-    /// The kind of a decode matrix by its shape, as `tc_pre` indexes them: 0 q/k/v, 1 o, 2 gate/up, 3 down, 4 lm_head.
-    fn lin_kind(&self, l: &Lin) -> usize {
-        let c = &self.cfg;
-        if l.n == c.vocab_size {
-            4
-        } else if l.k == c.intermediate_size {
-            3
-        } else if l.n == 2 * c.intermediate_size {
-            2
-        } else if l.k == c.num_heads * c.head_dim && l.n == c.hidden_size {
-            1
-        } else {
-            0
-        }
-    }
-
     /// y (op)= W · x', x' optionally RMS-normalised with `norm` (see kernels/gemv.cu): through the tensor-core
     /// FP8 kernel (v9) when `gemv_tc` is set — at most `tc.bps` blocks per SM, each taking a contiguous share of
     /// the 16-row tiles — else the CUDA-core kernel.
@@ -1114,10 +1073,6 @@ impl CudaModel {
                 self.tc_flags
             } else {
                 self.tc_flags | (TC_RINGS[variant] as i32 + 1) << 8
-            };
-            let flags = match self.tc_pre[self.lin_kind(l)] {
-                Some(f) => flags & !(15 << 8) | (f + 1) << 8,
-                None => flags,
             };
             let xsh = norm.map_or(TC_XSH_DYN, |n| n.xsh);
             let mut head = self.gemv_head(l, x, norm);
