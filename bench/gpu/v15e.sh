@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# The code it ran is commit 9248ab6 (reverted by the next commit: slower).
 # v15e (docs/gpu.md): the gate/up -> down hand-off streamed by chunks of 128 (VIVA_TENSOR_STREAM_DOWN=1: down polls
 # per-chunk counts instead of waiting for gate/up's grid) against the grid wait, same binary: tests/cuda.rs (with
 # the streamed-vs-wait test), interleaved timings on both shapes, agreement with the CPU f32 path, timelines.

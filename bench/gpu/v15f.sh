@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# The code it ran is commit 9248ab6 (reverted by the next commit: slower).
 # v15f (docs/gpu.md): v15e's streamed down with its polls backing off (relaxed loads, 200 ns sleeps, then one
 # acquire per chunk) and 4 ring slots before them as elsewhere, against the grid wait, same binary: the streamed
 # test of tests/cuda.rs, interleaved timings on the TinyLlama shape, a timeline of each.

@@ -429,21 +429,7 @@ __device__ __forceinline__ float tc_stage_x(const float* __restrict__ x, const f
   return exp2i(-sh);
 }
 
-// v15 streamed hand-off (SM != 0; docs/gpu.md v15e): the silu GEMV (SM 1, gate/up) publishes its output h in
-// chunks of 128 (the consumer's pieces): per chunk the max |bf16(h)| (atomicMax of the bits) and the count of
-// values written, added after a block barrier and a fence. The consumer (SM 2, down) does not wait for the grid:
-// each warp polls the counts of its pieces' chunks (acquire) until they are complete, stages those chunks of x'
-// itself with each chunk's own f16 shift (applied per piece), and streams. Every tile of the consumer reads every
-// chunk once; the reader that makes a chunk's third word (readers so far) reach the tile count zeroes the
-// chunk's three words at its end for the next step. xmax_out / xmax_in point at the layer's [maxima | counts |
-// readers] (u32 x nch each).
-__device__ __forceinline__ u32 ld_acquire_u32(const u32* p) {
-  u32 v;
-  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
-  return v;
-}
-
-template <int R, bool ROWSC, int SM = 0>
+template <int R, bool ROWSC>
 __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const float* __restrict__ S, int qblock, int N,
                                              int K, int Kp, const float* __restrict__ x,
                                              const float* __restrict__ norm_w, float eps, float* __restrict__ y,
@@ -473,7 +459,6 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
   u16* xs16 = (u16*)(tc_smem + BARB + TC_WARPS * R * TC_SLOT);
   float* accs = (float*)(xs16 + Kp);
   float* srow = accs + (t1 - t0) * TC_ROWS;
-  float* cinv = srow + (t1 - t0) * TC_ROWS;  // SM 2: 2^-shift per chunk
   const u32 ring_s = smem_u32(ring);
   u64 policy;
   asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
@@ -514,88 +499,16 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
 #pragma unroll
   for (int i = 0; i < R; ++i)
     if (i < pre) issue_next(i);
+  PDL_WAIT();
+  tl_mark(tl, 1);
   const int r0 = t0 * TC_ROWS, nr = min(t1 * TC_ROWS, N) - r0;
-  float y0, inv;
-  u32 last_reader = 0;  // SM 2: bit j: lane's piece p0 + lane + 32 j was the last read of its chunk
-  if (SM == 2) {
-    const int nch = Kp >> 7;
-    const u32* cmax = (const u32*)xmax_in;
-    const u32* cnt = cmax + nch;
-    for (int i = tid; i < (t1 - t0) * TC_ROWS; i += GV_THREADS) accs[i] = 0.f;
-    __syncthreads();
-    // Every lane acquires the chunk of the warp's first piece (so that its later loads see what the producer
-    // wrote before publishing), and lane i the chunk of piece p0 + i.
-    auto want = [&](int c) { return (u32)min(128, K - 128 * c); };
-    // Lane i polls (relaxed, backing off) the chunk of piece p0 + i; then every lane acquires the first one.
-    const int c0 = p1 > p0 ? p0 % nps : 0;
-    for (int i = lane; i < p1 - p0; i += 32) {
-      const int c = (p0 + i) % nps;
-      u32 v;
-      for (;;) {
-        asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(cnt + c) : "memory");
-        if (v >= want(c)) break;
-        __nanosleep(200);
-      }
-    }
-    __syncwarp();
-    while (ld_acquire_u32(cnt + c0) < want(c0)) {
-    }
-    for (int i = lane; i < p1 - p0; i += 32) ld_acquire_u32(cnt + (p0 + i) % nps);
-    __syncwarp();  // (orders every lane's loads after the acquires of all the warp's chunks)
-    tl_mark(tl, 1);
-    y0 = mode == 1 && tid < nr ? __ldcg(y + r0 + tid) : 0.f;
-    // x' of the warp's chunks (4 values per lane and chunk), each with its own shift: 4 chunks at a time, loads first.
-    for (int b = 0; b < p1 - p0; b += 4) {
-      float4 v[4];
-      u32 key[4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int k = 128 * ((p0 + b + j) % nps) + 4 * lane;
-        v[j] = make_float4(0.f, 0.f, 0.f, 0.f);
-        key[j] = 0;
-        if (b + j < p1 - p0) {
-          key[j] = __ldcg(cmax + (p0 + b + j) % nps);
-          if (k + 3 < K) {
-            v[j] = __ldcg((const float4*)(x + k));
-          } else {
-            v[j].x = k < K ? __ldcg(x + k) : 0.f;
-            v[j].y = k + 1 < K ? __ldcg(x + k + 1) : 0.f;
-            v[j].z = k + 2 < K ? __ldcg(x + k + 2) : 0.f;
-          }
-        }
-      }
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        if (b + j < p1 - p0) {
-          const int c = (p0 + b + j) % nps, k = 128 * c + 4 * lane;
-          const int sh = f16_shift(__uint_as_float(key[j]));
-          const float up = exp2i(sh);
-          const float f[4] = {v[j].x, v[j].y, v[j].z, v[j].w};
-#pragma unroll
-          for (int e = 0; e < 4; ++e) xs16[k + e] = f32_to_f16_bits(bf16_round(f[e]) * up);
-          if (lane == 0) cinv[c] = exp2i(-sh);
-        }
-      }
-    }
-    __syncwarp();
-    for (int i = pre; i < R; ++i) issue_next(i);
-    // This warp has read its chunks: count it as their reader (the last one zeroes the chunk at the end).
-    for (int i = lane; i < p1 - p0; i += 32) {
-      const int c = (p0 + i) % nps;
-      if (atomicAdd((u32*)cnt + nch + c, 1u) == (u32)((N + TC_ROWS - 1) / TC_ROWS) - 1u) last_reader |= 1u << min(i >> 5, 31);
-    }
-    inv = FP8_UNIT;
-  } else {
-    PDL_WAIT();
-    tl_mark(tl, 1);
-    // A residual epilogue's first row per thread, read now in the same round trip as x (not after the pieces).
-    y0 = mode == 1 && tid < nr ? y[r0 + tid] : 0.f;
-    inv = tc_stage_x(x, norm_w, eps, K, Kp, ss_in, xs16, accs, (t1 - t0) * TC_ROWS, red,
-                     (flags & TC_DYNSHIFT) ? TC_XSH_DYN : xsh,
-                     (flags & (TC_DYNSHIFT | TC_NOXMAX)) ? nullptr : xmax_in, tl) *
-          FP8_UNIT;
-    for (int i = pre; i < R; ++i) issue_next(i);
-  }
+  // A residual epilogue's first row per thread, read now in the same round trip as x (not after the pieces).
+  const float y0 = mode == 1 && tid < nr ? y[r0 + tid] : 0.f;
+  const float inv = tc_stage_x(x, norm_w, eps, K, Kp, ss_in, xs16, accs, (t1 - t0) * TC_ROWS, red,
+                               (flags & TC_DYNSHIFT) ? TC_XSH_DYN : xsh,
+                               (flags & (TC_DYNSHIFT | TC_NOXMAX)) ? nullptr : xmax_in, tl) *
+                    FP8_UNIT;
+  for (int i = pre; i < R; ++i) issue_next(i);
   tl_mark(tl, 2);
 
   // Consume cursor: local tile ct, column cc.
@@ -637,13 +550,6 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
           fp8x4_to_f16x2(rb[sg][j], &blo, &bhi);  // row g + 8
           mma_f16_a4(d[sg], alo, blo, ahi, bhi, xv[sg][2 * j], xv[sg][2 * j + 1]);
         }
-      }
-      if (SM == 2) {  // this chunk's own x' shift
-        const float ci = cinv[cc];
-        d[0][0] *= ci;
-        d[1][0] *= ci;
-        d[0][2] *= ci;
-        d[1][2] *= ci;
       }
       if (q == 0 && row) {
         acc0 += d[0][0] + d[1][0];
@@ -702,20 +608,7 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
       const float hv = silu_mul(v, accs[i + 1] * inv * (row ? srow[i + 1] : 1.f));
       y[n >> 1] = hv;
       amx = fmaxf(amx, fabsf(bf16_round(hv)));
-      if (SM == 1) atomicMax((u32*)xmax_out + ((n >> 1) >> 7), __float_as_uint(fabsf(bf16_round(hv))));
     }
-  }
-  if (SM == 1) {  // publish this block's h values, per chunk of 128
-    __syncthreads();
-    if (tid == 0) {
-      __threadfence();
-      const int nch = ((N >> 1) + 127) >> 7, h0 = r0 >> 1, h1 = (r0 + nr) >> 1;
-      u32* cnt = (u32*)xmax_out + nch;
-      for (int c = h0 >> 7; c <= (h1 - 1) >> 7; ++c)
-        atomicAdd(cnt + c, (u32)(min(h1, 128 * c + 128) - max(h0, 128 * c)));
-    }
-    tl_mark(tl, 5);
-    return;
   }
   // max |bf16(y)| of a silu epilogue for the next GEMV's x' shift (zeroed by embed_rows each step).
   if (xmax_out && mode == 2) {
@@ -725,17 +618,6 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
   if (ss_out && mode == 1) {
     ssp = block_sum(ssp, red);
     if (tid == 0) atomicAdd(ss_out, ssp);
-  }
-  if (SM == 2 && last_reader) {  // zero the chunks this warp read last, for the next step
-    u32* cw = (u32*)xmax_in;
-    const int nch = Kp >> 7;
-    for (int j = 0; j < 32; ++j)
-      if (last_reader >> j & 1u) {
-        const int c = (p0 + lane + 32 * j) % nps;
-        cw[c] = 0u;
-        cw[nch + c] = 0u;
-        cw[2 * nch + c] = 0u;
-      }
   }
   tl_mark(tl, 5);
 }
@@ -761,20 +643,3 @@ GEMV_TC_ENTRY(gemv_fp8_tcr3, 3, true)
 GEMV_TC_ENTRY(gemv_fp8_tcr4, 4, true)
 GEMV_TC_ENTRY(gemv_fp8_tcr5, 5, true)
 GEMV_TC_ENTRY(gemv_fp8_tcr6, 6, true)
-// v15: the streamed gate/up -> down hand-off (SM 1 producer, 2 consumer).
-#define GEMV_TCS_ENTRY(name, R, ROWSC, SM)                                                                       \
-  extern "C" __global__ void __launch_bounds__(GV_THREADS, 3)                                                    \
-      name(const u8* W, const float* S, int qblock, int N, int K, int Kp, const float* x, const float* norm_w,  \
-           float eps, float* y, int mode, const float* ss_in, float* ss_out, int flags, int xsh,                 \
-           const float* xmax_in, float* xmax_out, u64* tl) {                                                     \
-    gemv_tc_body<R, ROWSC, SM>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags, xsh,       \
-                               xmax_in, xmax_out, tl);                                                           \
-  }
-GEMV_TCS_ENTRY(gemv_fp8_tc5_sp, 5, false, 1)
-GEMV_TCS_ENTRY(gemv_fp8_tc6_sp, 6, false, 1)
-GEMV_TCS_ENTRY(gemv_fp8_tcr5_sp, 5, true, 1)
-GEMV_TCS_ENTRY(gemv_fp8_tcr6_sp, 6, true, 1)
-GEMV_TCS_ENTRY(gemv_fp8_tc5_sc, 5, false, 2)
-GEMV_TCS_ENTRY(gemv_fp8_tc6_sc, 6, false, 2)
-GEMV_TCS_ENTRY(gemv_fp8_tcr5_sc, 5, true, 2)
-GEMV_TCS_ENTRY(gemv_fp8_tcr6_sc, 6, true, 2)

@@ -95,8 +95,6 @@ pub struct Kernels {
     pub gemv_tc: [CudaFunction; 5],
     /// The same for one FP8 scale per row (v14, `pack::FP8_ROW`).
     pub gemv_tcr: [CudaFunction; 5],
-    /// The streamed gate/up -> down hand-off (v15e): [producer, consumer][per-row scales][5 / 6 ring slots].
-    pub gemv_tcs: [[[CudaFunction; 2]; 2]; 2],
     pub gemm_bf16: CudaFunction,
     pub gemm_fp8: CudaFunction,
     pub attn_f32: CudaFunction,
@@ -242,10 +240,6 @@ impl Device {
                 f("gemv_fp8_tcr5")?,
                 f("gemv_fp8_tcr6")?,
             ],
-            gemv_tcs: [
-                [[f("gemv_fp8_tc5_sp")?, f("gemv_fp8_tc6_sp")?], [f("gemv_fp8_tcr5_sp")?, f("gemv_fp8_tcr6_sp")?]],
-                [[f("gemv_fp8_tc5_sc")?, f("gemv_fp8_tc6_sc")?], [f("gemv_fp8_tcr5_sc")?, f("gemv_fp8_tcr6_sc")?]],
-            ],
             gemm_bf16: f("gemm_bf16")?,
             gemm_fp8: f("gemm_fp8")?,
             attn_f32: f("attention_f32kv")?,
@@ -267,8 +261,7 @@ impl Device {
         // The GEMV stages its input row (Kp f32) in dynamic shared memory: allow the device's maximum.
         let static_smem = 2048;
         let max_smem = max_smem.saturating_sub(static_smem);
-        let gemvs = k.gemv_bf16.iter().chain(k.gemv_fp8.iter()).chain(k.gemv_tc.iter()).chain(k.gemv_tcr.iter());
-        for g in gemvs.chain(k.gemv_tcs.iter().flatten().flatten()) {
+        for g in k.gemv_bf16.iter().chain(k.gemv_fp8.iter()).chain(k.gemv_tc.iter()).chain(k.gemv_tcr.iter()) {
             g.set_attribute(
                 sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                 max_smem as i32,

@@ -421,8 +421,6 @@ pub struct CudaModel {
     gemv_tc: Option<TcCfg>,
     /// Bench-only switches of the tensor-core GEMV (`VIVA_TENSOR_TC_FLAGS`, kernels/gemv.cu TC_*; 0 normally).
     tc_flags: i32,
-    /// The gate/up -> down hand-off streamed by chunks instead of a grid wait (v15e, `VIVA_TENSOR_STREAM_DOWN=1`).
-    stream_down: bool,
     /// Attention through the GQA kernel (K/V read once per KV head), with up to `gqa_splits` splits
     /// (`VIVA_TENSOR_ATTN=old`: the per-query-head kernel of v1-v3).
     gqa: bool,
@@ -591,12 +589,11 @@ pub struct CudaCache {
     att: Buf,  // f32 [heads * head_dim]
     act: Buf,  // f32 [intermediate]
     logits: Buf,
-    po: Buf,     // f32 [heads, nsplit, head_dim]  split-KV partial outputs
-    pml: Buf,    // f32 [heads, nsplit, 2]         partial max / sum
-    cnt: Buf,    // i32 [heads]                    split completion counters
-    ss: Buf,     // f32 [4 layers + 1]               fused norm statistics (sum of squares per RMSNorm), x' maxima
-    chunks: Buf, // u32 [layers][3 x down's Kp / 128]  streamed h chunks (maxima, counts, readers; self-resetting)
-    sync: Buf,   // u32 [8]  persistent kernel: grid barrier counter, argmax key, done counter (self-resetting)
+    po: Buf,   // f32 [heads, nsplit, head_dim]  split-KV partial outputs
+    pml: Buf,  // f32 [heads, nsplit, 2]         partial max / sum
+    cnt: Buf,  // i32 [heads]                    split completion counters
+    ss: Buf,   // f32 [4 layers + 1]               fused norm statistics (sum of squares per RMSNorm), x' maxima
+    sync: Buf, // u32 [8]  persistent kernel: grid barrier counter, argmax key, done counter (self-resetting)
     pre: Option<Prefill>,
     graph: Option<Graph>,
     pinned: Option<Pinned>,
@@ -775,24 +772,6 @@ impl CudaModel {
         // On by default: measured 1.1% faster on an H100 with identical test results (docs/gpu.md, v6);
         // `VIVA_TENSOR_NORM_FUSE=0` restores the per-block reduction.
         let norm_fuse = env("VIVA_TENSOR_NORM_FUSE").is_none_or(|v| v != "0");
-        // The streamed kernels exist for rings of 5 and 6 slots (the tensor-core GEMV's picks for gate/up and down on
-        // the TinyLlama and Llama-2-7B shapes).
-        let stream_down = env("VIVA_TENSOR_STREAM_DOWN").is_some_and(|v| v == "1")
-            && !dev.tc_tma
-            && layers.first().is_some_and(|l| {
-                gemv_tc.is_some_and(|tc| {
-                    [&l.gate_up, &l.down].iter().all(|m| {
-                        let (_, v, _) = tc_shape(
-                            (m.n, m.kp, m.bytes, m.row_scales),
-                            tc,
-                            dev.sms,
-                            dev.sm_smem,
-                            dev.block_reserved_smem,
-                        );
-                        TC_RINGS[v] >= 5
-                    })
-                })
-            });
         // Opt-in (`VIVA_TENSOR_PERSIST=1`): measured slower than the multi-kernel graph so far (docs/gpu.md, v8).
         let persist = if !gqa || env("VIVA_TENSOR_PERSIST").is_none_or(|v| v != "1") {
             None
@@ -818,7 +797,6 @@ impl CudaModel {
             gemv_pf,
             gemv_tc,
             tc_flags,
-            stream_down,
             gqa,
             gqa_splits,
             attn_tc,
@@ -896,7 +874,6 @@ impl CudaModel {
             pml: f(c.num_heads * self.nsplit.max(GQA_MAX_SPLIT) * 2)?,
             cnt: f(c.num_heads)?,
             ss: f(4 * c.num_layers + 1)?,
-            chunks: f(c.num_layers * self.chunk_words())?,
             sync: f(8)?,
             pre: None,
             graph: None,
@@ -1069,11 +1046,6 @@ impl CudaModel {
         ]
     }
 
-    /// u32 words per layer of `CudaCache::chunks`: maxima, counts and readers of down's input chunks of 128.
-    fn chunk_words(&self) -> usize {
-        3 * pack::padded(self.cfg.intermediate_size) / 128
-    }
-
     /// y (op)= W · x', x' optionally RMS-normalised with `norm` (see kernels/gemv.cu): through the tensor-core
     /// FP8 kernel (v9) when `gemv_tc` is set — at most `tc.bps` blocks per SM, each taking a contiguous share of
     /// the 16-row tiles — else the CUDA-core kernel.
@@ -1089,13 +1061,10 @@ impl CudaModel {
         ss: (u64, u64),
         xmax: (u64, u64),
         tl: u64,
-        stream: usize,
     ) -> Result<()> {
         if let Some(tc) = self.gemv_tc {
             let m = (l.n, l.kp, l.bytes, l.row_scales);
             let (grid, variant, smem) = tc_shape(m, tc, self.dev.sms, self.dev.sm_smem, self.dev.block_reserved_smem);
-            // The streamed consumer keeps a 2^-shift per chunk after the row scales.
-            let smem = if stream == 2 { smem + l.kp / 128 * 4 } else { smem };
             // Ring slots requested before griddepcontrol.wait: a matrix of TC_LARGE bytes or more requests its whole
             // ring, the others kernels/gemv.cu TC_PREWAIT (H100, docs/gpu.md v11-v12: +0.5-0.8% on the Llama-2-7B
             // shape, whose big matrices all qualify; -0.7% on TinyLlama's lm_head, one call). Flags (F + 1) << 8
@@ -1121,16 +1090,7 @@ impl CudaModel {
                 &[Arg::P(xmax.0), Arg::P(xmax.1), Arg::P(tl)],
             ]
             .concat();
-            let f = match stream {
-                0 if l.row_scales => &self.dev.k.gemv_tcr[variant],
-                0 => &self.dev.k.gemv_tc[variant],
-                _ => {
-                    let Some(r) = TC_RINGS[variant].checked_sub(5).filter(|&r| r < 2) else {
-                        return Err(Error::Cuda("the streamed GEMV needs a ring of 5 or 6 slots".into()));
-                    };
-                    &self.dev.k.gemv_tcs[stream - 1][usize::from(l.row_scales)][r]
-                }
-            };
+            let f = if l.row_scales { &self.dev.k.gemv_tcr[variant] } else { &self.dev.k.gemv_tc[variant] };
             return self.dev.launch(s, f, (grid, 1, 1), 256, smem as u32, &args);
         }
         let (fs, ch) = if self.fp8() { (&self.dev.k.gemv_fp8, 16) } else { (&self.dev.k.gemv_bf16, 8) };
@@ -1381,29 +1341,22 @@ impl CudaModel {
         for (li, l) in self.layers.iter().enumerate() {
             let j = 5 * li;
             // h = x + o_proj(attn(rope(q), rope(k), v)), q|k|v = qkv_proj(norm(x))
-            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, (slot(2 * li), 0), (0, 0), tl(j), 0)?;
+            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, (slot(2 * li), 0), (0, 0), tl(j))?;
             mark("norm+qkv gemv")?;
             let om = self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true, att_max(li), tl(j + 1))?;
             mark("rope+kv+attention")?;
-            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), (om, 0), tl(j + 2), 0)?;
+            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), (om, 0), tl(j + 2))?;
             mark("o gemv+residual")?;
             // x = h + down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
             let ss = (slot(2 * li + 1), 0);
-            // Streamed (v15e): gate/up publishes h by chunks in the layer's words of c.chunks, down reads them as they
-            // complete; else down waits for gate/up's grid and takes one x' shift from its maximum.
-            let (amax, st) = if self.stream_down {
-                (c.chunks.at(li * self.chunk_words() * 4), (1, 2))
-            } else {
-                (act_max(li), (0, 0))
-            };
-            self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2, ss, (0, amax), tl(j + 3), st.0)?;
+            self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2, ss, (0, act_max(li)), tl(j + 3))?;
             mark("norm+gate/up gemv+silu")?;
-            self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 2)), (amax, 0), tl(j + 4), st.1)?;
+            self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 2)), (act_max(li), 0), tl(j + 4))?;
             mark("down gemv+residual")?;
         }
         let last = slot(2 * cfg.num_layers);
         let j = 5 * self.layers.len();
-        self.gemv(s, &self.lm_head, c.x.ptr, Some(&self.norm), c.logits.ptr, 0, (last, 0), (0, 0), tl(j), 0)?;
+        self.gemv(s, &self.lm_head, c.x.ptr, Some(&self.norm), c.logits.ptr, 0, (last, 0), (0, 0), tl(j))?;
         mark("norm+lm_head gemv")?;
         self.dev.launch(
             s,
@@ -1547,7 +1500,7 @@ impl CudaModel {
             mark("down gemm+residual")?;
         }
         let last = p.x.at((t - 1) * h * 4);
-        self.gemv(s, &self.lm_head, last, Some(&self.norm), c.logits.ptr, 0, (0, 0), (0, 0), 0, 0)?;
+        self.gemv(s, &self.lm_head, last, Some(&self.norm), c.logits.ptr, 0, (0, 0), (0, 0), 0)?;
         mark("norm+lm_head gemv")
     }
 
