@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# The code it ran is commit 0f4c031 (reverted by the next commit: slower).
 # v15g (docs/gpu.md): E4M3 -> f16 by moving bits (integer ops; the values / 256, FP8_UNIT restores them) instead of
 # cvt.rn.f16x2.e4m3x2, in every FP8 kernel (-DVIVA_FP8_BITS=1 through VIVA_TENSOR_NVRTC_DEFINES), against the
 # default, same binary: tests/cuda.rs with the define, interleaved timings on both shapes, and the no-math probe

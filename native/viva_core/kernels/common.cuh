@@ -75,8 +75,8 @@ __device__ __forceinline__ float f16_to_f32(u32 h) {
 // Four E4M3 (OCP fp8, "e4m3fn") values, the bytes of `w` lowest first, to f32, exactly.
 // sm_89+ converts in hardware. Older chips move the bits into f16 (sign, 4-bit exponent, 3-bit
 // mantissa shifted into place), which is the value / 256 (subnormals included): FP8_UNIT undoes that
-// factor once per dot product. (VIVA_FP8_BITS, experiments: the bit move on sm_89+ too.)
-#if __CUDA_ARCH__ >= 890 && !defined(VIVA_FP8_BITS)
+// factor once per dot product.
+#if __CUDA_ARCH__ >= 890
 #define FP8_UNIT 1.0f
 __device__ __forceinline__ void fp8x4_to_f32(u32 w, float* o) {
   u32 lo, hi;
@@ -106,7 +106,7 @@ __device__ __forceinline__ void fp8x4_to_f32(u32 w, float* o) {
 // converts exactly in hardware; older chips get the bit move of fp8x4_to_f32 above, i.e. the values / 256
 // (FP8_UNIT undoes it).
 __device__ __forceinline__ void fp8x4_to_f16x2(u32 w, u32* lo, u32* hi) {
-#if __CUDA_ARCH__ >= 890 && !defined(VIVA_FP8_BITS)
+#if __CUDA_ARCH__ >= 890
   asm("{\n\t.reg .b16 l, h;\n\tmov.b32 {l, h}, %2;\n\tcvt.rn.f16x2.e4m3x2 %0, l;\n\tcvt.rn.f16x2.e4m3x2 %1, h;\n\t}"
       : "=r"(*lo), "=r"(*hi)
       : "r"(w));
