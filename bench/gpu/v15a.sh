@@ -2,9 +2,10 @@
 # The code it ran is commit e93e4b9 (reverted by the next commit: slower).
 # v15a (docs/gpu.md): the o projection folded into the tensor-core decode attention (VIVA_TENSOR_ATTN_O=1; o's
 # copies issued once q is staged, or at the start with VIVA_TENSOR_ATTN_O_FLAGS=1: call a ran that as
-# VIVA_TENSOR_ATTN_O_EARLY=1, before the flags) against attention and o as two kernels, same binary: tests/cuda.rs (with the fold-vs-two-kernels test), interleaved timings on the TinyLlama
-# shape (the Llama-2-7B shape's share of o does not fit shared memory: no fold there), agreement with the CPU f32
-# path, and the timeline of both. Inputs as run.sh.
+# VIVA_TENSOR_ATTN_O_EARLY=1, before the flags) against attention and o as two kernels, same binary: tests/cuda.rs
+# (with the fold-vs-two-kernels test), interleaved timings on the TinyLlama shape (the Llama-2-7B shape's share of o
+# does not fit shared memory: no fold there), agreement with the CPU f32 path, and the timeline of both. Inputs as
+# run.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
 ( [ -f $CK/config.json ] || python3 $C/torch_baseline.py --save-checkpoint $CK --shape tinyllama-1.1b > "$OUT/ckpt.log" 2>&1 ) &
