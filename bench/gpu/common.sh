@@ -30,6 +30,14 @@ begin() {
   [ "${NOTESTS:-0}" = 1 ] || cuda_tests
   wait_tiny
 }
+# begin_tiny: begin for a call on the TinyLlama shape only (no Llama-2-7B checkpoint written).
+begin_tiny() {
+  echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
+  ( [ -f $CK/config.json ] || python3 $C/torch_baseline.py --save-checkpoint $CK --shape tinyllama-1.1b > "$OUT/ckpt.log" 2>&1 ) &
+  CKPID=$!
+  [ "${NOTESTS:-0}" = 1 ] || cuda_tests
+  wait_tiny
+}
 # cuda_tests: tests/cuda.rs on the device, the lines that carry results.
 cuda_tests() {
   echo "== correctness: tests/cuda.rs"

@@ -7,11 +7,7 @@
 # does not fit shared memory: no fold there), agreement with the CPU f32 path, and the timeline of both. Inputs as
 # run.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
-( [ -f $CK/config.json ] || python3 $C/torch_baseline.py --save-checkpoint $CK --shape tinyllama-1.1b > "$OUT/ckpt.log" 2>&1 ) &
-CKPID=$!
-[ "${NOTESTS:-0}" = 1 ] || cuda_tests
-wait_tiny
+begin_tiny
 B="$C/viva-bench $CK --backend cuda --json $RES --weights fp8 --prefill-len 0 --api-steps 0"
 echo "== TinyLlama shape"
 for i in 1 2; do
