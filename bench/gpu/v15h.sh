@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# The code it ran is commit 33a83c8 (reverted by the next commit: slower).
 # v15h (docs/gpu.md): the tensor-core GEMV converts half its E4M3 words by integer bit moves (their own accumulator,
 # x 256 after) and half by cvt, so that the integer pipe and the conversion unit share the work (-DVIVA_FP8_MIX=1
 # through VIVA_TENSOR_NVRTC_DEFINES), against the default, same binary: tests/cuda.rs with the define, interleaved

@@ -541,33 +541,6 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
       const u32 xv[2][8] = {{xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w},
                             {xc.x, xc.y, xc.z, xc.w, xd.x, xd.y, xd.z, xd.w}};
       float d[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-#ifdef VIVA_FP8_MIX
-      // Experiment: the odd words by integer bit moves (values / 256, their own accumulator, x256 after), the even ones
-      // by cvt, so that the integer pipe and the conversion unit share the work.
-      float d2[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-#pragma unroll
-      for (int sg = 0; sg < 2; ++sg) {
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-          u32 alo, ahi, blo, bhi;
-          if (j & 1) {
-            const u32 a0 = __byte_perm(ra[sg][j], 0u, 0x4140u), a1 = __byte_perm(ra[sg][j], 0u, 0x4342u);
-            const u32 b0 = __byte_perm(rb[sg][j], 0u, 0x4140u), b1 = __byte_perm(rb[sg][j], 0u, 0x4342u);
-            alo = ((a0 & 0x00800080u) << 8) | ((a0 & 0x007f007fu) << 7);
-            ahi = ((a1 & 0x00800080u) << 8) | ((a1 & 0x007f007fu) << 7);
-            blo = ((b0 & 0x00800080u) << 8) | ((b0 & 0x007f007fu) << 7);
-            bhi = ((b1 & 0x00800080u) << 8) | ((b1 & 0x007f007fu) << 7);
-            mma_f16_a4(d2[sg], alo, blo, ahi, bhi, xv[sg][2 * j], xv[sg][2 * j + 1]);
-          } else {
-            fp8x4_to_f16x2(ra[sg][j], &alo, &ahi);
-            fp8x4_to_f16x2(rb[sg][j], &blo, &bhi);
-            mma_f16_a4(d[sg], alo, blo, ahi, bhi, xv[sg][2 * j], xv[sg][2 * j + 1]);
-          }
-        }
-#pragma unroll
-        for (int e = 0; e < 4; ++e) d[sg][e] = fmaf(d2[sg][e], 256.f, d[sg][e]);
-      }
-#else
 #pragma unroll
       for (int sg = 0; sg < 2; ++sg) {
 #pragma unroll
@@ -578,7 +551,6 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
           mma_f16_a4(d[sg], alo, blo, ahi, bhi, xv[sg][2 * j], xv[sg][2 * j + 1]);
         }
       }
-#endif
       if (q == 0 && row) {
         acc0 += d[0][0] + d[1][0];
         acc8 += d[0][2] + d[1][2];
