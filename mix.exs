@@ -59,7 +59,8 @@ defmodule Mix.Tasks.Compile.VivaNif do
         :noop
 
       skip_reason() != nil ->
-        unless File.exists?(target), do: Mix.shell().info("viva_tensor: #{skip_reason()}")
+        # On stderr: stdout may be a task's data (`mix viva_tensor.generate --json`).
+        unless File.exists?(target), do: IO.puts(:stderr, "viva_tensor: #{skip_reason()}")
         :noop
 
       fresh?(target, native) ->

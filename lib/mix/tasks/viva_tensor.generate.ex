@@ -30,12 +30,15 @@ defmodule Mix.Tasks.VivaTensor.Generate do
     * `--no-stop-on-eos` - keep generating past the EOS token
     * `--json` - print one JSON object: `text`, `tokens` (generated ids), `prompt_tokens`
       (ids fed), `backend`, `finish_reason`, `prefill_ms`, `decode_ms`, `decode_tok_s`
-      (plus `prefill_us`, `decode_us`)
+      (plus `prefill_us`, `decode_us`). Mix compiles the project before it runs a task and
+      reports that on stdout ("Compiling 7 files (.ex)"), so when stdout must hold only the
+      JSON (piped to `jq`, read by a script), run `mix compile` first or set `MIX_QUIET=1`.
 
   ## Examples
 
       mix viva_tensor.generate ../shared/fixtures/stories260k "Once upon a time"
       mix viva_tensor.generate ../shared/fixtures/stories260k "" --prompt-ids 1,403,407 --json
+      MIX_QUIET=1 mix viva_tensor.generate ../shared/fixtures/stories260k "Once" --json | jq .text
       mix viva_tensor.generate path/to/model "Hello" --temperature 0.8 --top-p 0.95 --seed 7
 
   Exit status: 0 on success, 1 when loading or generating fails, 2 for bad arguments.
