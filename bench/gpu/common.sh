@@ -14,35 +14,33 @@ CK7=/tmp/llama7b
 # run / run7: one viva-bench (or other) command with a 120 s / 240 s limit, its output kept in bench.log.
 run() { echo "-- $*"; timeout 120 "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -v "^model " ; }
 run7() { echo "-- $*"; timeout 240 "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -v "^model " ; }
-# ckpts_bg: writes the random TinyLlama-shape and Llama-2-7B-shape checkpoints in the background (CKPID);
-# wait_tiny: waits for the first one.
+# ckpts_bg [tiny]: writes the random TinyLlama-shape and (unless `tiny`) Llama-2-7B-shape checkpoints in the
+# background (CKPID); wait_tiny: waits for the first one.
 ckpts_bg() {
   ( [ -f $CK/config.json ] || python3 $C/torch_baseline.py --save-checkpoint $CK --shape tinyllama-1.1b > "$OUT/ckpt.log" 2>&1
-    [ -f $CK7/config.json ] || python3 $C/torch_baseline.py --save-checkpoint $CK7 --shape llama-2-7b > "$OUT/ckpt7.log" 2>&1 ) &
+    [ "${1:-}" = tiny ] || [ -f $CK7/config.json ] || python3 $C/torch_baseline.py --save-checkpoint $CK7 --shape llama-2-7b > "$OUT/ckpt7.log" 2>&1 ) &
   CKPID=$!
 }
 wait_tiny() { while [ ! -f $CK/config.json ]; do sleep 2; kill -0 $CKPID 2>/dev/null || break; done; sleep 5; }
-# begin: the opening of an A/B call: the device line, both checkpoints written in the background, tests/cuda.rs
-# (unless NOTESTS=1), then the wait for the TinyLlama checkpoint.
-begin() {
+# begin [TEST-FILTER...]: the opening of an A/B call: the device line, both checkpoints written in the background,
+# tests/cuda.rs (cuda_tests, unless NOTESTS=1), then the wait for the TinyLlama checkpoint. begin_tiny: the same for a
+# call on the TinyLlama shape only (no Llama-2-7B checkpoint written).
+begin() { begin_shapes all "$@"; }
+begin_tiny() { begin_shapes tiny "$@"; }
+begin_shapes() {
+  local shapes=$1
+  shift
   echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
-  ckpts_bg
-  [ "${NOTESTS:-0}" = 1 ] || cuda_tests
+  ckpts_bg "$shapes"
+  [ "${NOTESTS:-0}" = 1 ] || cuda_tests "$@"
   wait_tiny
 }
-# begin_tiny: begin for a call on the TinyLlama shape only (no Llama-2-7B checkpoint written).
-begin_tiny() {
-  echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
-  ( [ -f $CK/config.json ] || python3 $C/torch_baseline.py --save-checkpoint $CK --shape tinyllama-1.1b > "$OUT/ckpt.log" 2>&1 ) &
-  CKPID=$!
-  [ "${NOTESTS:-0}" = 1 ] || cuda_tests
-  wait_tiny
-}
-# cuda_tests: tests/cuda.rs on the device, the lines that carry results.
+# cuda_tests [TEST-FILTER...]: tests/cuda.rs on the device, the lines that carry results; TEST_ENV adds environment
+# (e.g. VIVA_TENSOR_NVRTC_DEFINES=-DNAME=1 for an experiment's kernels), TEST_LOG a suffix to the log's name.
 cuda_tests() {
-  echo "== correctness: tests/cuda.rs"
-  VIVA_TENSOR_FIXTURES=$C/fixtures timeout 300 $C/cuda-tests --test-threads=1 --nocapture 2>&1 \
-    | tee "$OUT/cuda-tests.log" | grep -E "SKIPPED|vs |agreement|test result|panicked|FAILED|free device|not used"
+  echo "== correctness: tests/cuda.rs${TEST_ENV:+ with $TEST_ENV}"
+  env ${TEST_ENV:-} VIVA_TENSOR_FIXTURES=$C/fixtures timeout 300 $C/cuda-tests --test-threads=1 --nocapture "$@" 2>&1 \
+    | tee "$OUT/cuda-tests${TEST_LOG:-}.log" | grep -E "SKIPPED|vs |agreement|test result|panicked|FAILED|free device|not used"
 }
 # summary: the table of $RES (viva-bench rows, torch_baseline.py rows, BEAM rows), printed last in every call.
 summary() {

@@ -5,16 +5,8 @@
 # binary: tests/cuda.rs with the define (the default's digits: call b), interleaved timings on both shapes,
 # agreement with the CPU f32 path, a timeline of the fold.
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-begin_m8() {
-  echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
-  ckpts_bg
-  echo "== correctness: tests/cuda.rs with -DTC_MMA8=1"
-  VIVA_TENSOR_NVRTC_DEFINES=-DTC_MMA8=1 VIVA_TENSOR_FIXTURES=$C/fixtures timeout 300 $C/cuda-tests --test-threads=1 --nocapture 2>&1 \
-    | tee "$OUT/cuda-tests-m8.log" | grep -E "SKIPPED|vs |agreement|test result|panicked|FAILED|free device|not used"
-  wait_tiny
-}
-begin_m8
 M8=VIVA_TENSOR_NVRTC_DEFINES=-DTC_MMA8=1
+TEST_ENV=$M8 TEST_LOG=-m8 begin
 FO="VIVA_TENSOR_ATTN_O=1 VIVA_TENSOR_ATTN_O_FLAGS=2"
 B="$C/viva-bench $CK --backend cuda --json $RES --weights fp8 --prefill-len 0 --api-steps 0"
 echo "== TinyLlama shape"

@@ -4,12 +4,7 @@
 # acquire per chunk) and 4 ring slots before them as elsewhere, against the grid wait, same binary: the streamed
 # test of tests/cuda.rs, interleaved timings on the TinyLlama shape, a timeline of each.
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
-( [ -f $CK/config.json ] || python3 $C/torch_baseline.py --save-checkpoint $CK --shape tinyllama-1.1b > "$OUT/ckpt.log" 2>&1 ) &
-CKPID=$!
-VIVA_TENSOR_FIXTURES=$C/fixtures timeout 300 $C/cuda-tests --test-threads=1 --nocapture fp8_streamed 2>&1 \
-  | tee "$OUT/cuda-tests.log" | grep -E "SKIPPED|vs |agreement|test result|panicked|FAILED"
-wait_tiny
+begin_tiny fp8_streamed
 SD=VIVA_TENSOR_STREAM_DOWN=1
 B="$C/viva-bench $CK --backend cuda --json $RES --weights fp8 --prefill-len 0 --api-steps 0"
 for i in 1 2; do

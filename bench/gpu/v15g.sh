@@ -5,13 +5,8 @@
 # default, same binary: tests/cuda.rs with the define, interleaved timings on both shapes, and the no-math probe
 # (VIVA_TENSOR_TC_FLAGS=2, wrong results) for what the GEMV math costs now.
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-echo "== device"; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv,noheader
-ckpts_bg
 BITS=VIVA_TENSOR_NVRTC_DEFINES=-DVIVA_FP8_BITS=1
-echo "== correctness: tests/cuda.rs with -DVIVA_FP8_BITS=1"
-env $BITS VIVA_TENSOR_FIXTURES=$C/fixtures timeout 300 $C/cuda-tests --test-threads=1 --nocapture 2>&1 \
-  | tee "$OUT/cuda-tests-bits.log" | grep -E "SKIPPED|vs |agreement|test result|panicked|FAILED|free device|not used"
-wait_tiny
+TEST_ENV=$BITS TEST_LOG=-bits begin
 B="$C/viva-bench $CK --backend cuda --json $RES --weights fp8 --prefill-len 0 --api-steps 0"
 echo "== TinyLlama shape"
 for i in 1 2; do

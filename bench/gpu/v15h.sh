@@ -5,11 +5,8 @@
 # through VIVA_TENSOR_NVRTC_DEFINES), against the default, same binary: tests/cuda.rs with the define, interleaved
 # timings on both shapes.
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-NOTESTS=1 begin
 MIX=VIVA_TENSOR_NVRTC_DEFINES=-DVIVA_FP8_MIX=1
-echo "== correctness: tests/cuda.rs with -DVIVA_FP8_MIX=1"
-env $MIX VIVA_TENSOR_FIXTURES=$C/fixtures timeout 300 $C/cuda-tests --test-threads=1 --nocapture 2>&1 \
-  | tee "$OUT/cuda-tests-mix.log" | grep -E "agreement|test result|panicked|FAILED"
+TEST_ENV=$MIX TEST_LOG=-mix begin
 B="$C/viva-bench $CK --backend cuda --json $RES --weights fp8 --prefill-len 0 --api-steps 0"
 echo "== TinyLlama shape"
 for i in 1 2; do
