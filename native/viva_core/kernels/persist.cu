@@ -47,16 +47,6 @@
 // tiles) | xs16 (x16_bytes: f16 x') | accs (acc_rows f32 row sums).
 
 #define PK_CONS 256
-// Experiment (VIVA_TENSOR_NVRTC_DEFINES=-DPK_INFLIGHT=N): the producer keeps at most N tile copies in flight,
-// so that landed tiles fill the ring while the memory system's queues stay short (0: no cap).
-#ifndef PK_INFLIGHT
-#define PK_INFLIGHT 0
-#endif
-// Experiment (-DPK_LIGHT_BAR=1): the grid barrier relies on the release add and acquire load alone (after the
-// block barrier), without the two full fences around them.
-#ifndef PK_LIGHT_BAR
-#define PK_LIGHT_BAR 0
-#endif
 #define PK_THREADS 288
 #define PK_WARPS 8
 // Profiling categories (CudaModel::profile_persist names them in this order) and the most marks recorded.
@@ -81,17 +71,13 @@ __device__ __forceinline__ void pk_grid_sync(u32* bar, u32& target) {
   target += gridDim.x;
   cons_sync();
   if (threadIdx.x == 0) {
-#if !PK_LIGHT_BAR
     __threadfence();
-#endif
     asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(bar) : "memory");
     u32 v;
     do {
       asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory");
     } while (v < target);
-#if !PK_LIGHT_BAR
     __threadfence();
-#endif
   }
   cons_sync();
 }
@@ -330,14 +316,6 @@ extern "C" __global__ void __launch_bounds__(PK_THREADS, 1)
         for (int rr = r0; rr < r1; rr += RT, ++t) {
           const int nr = min(RT, r1 - rr), slot = t % nslots;
           if (t >= nslots) mbar_wait(empty + slot, (u32)(t / nslots - 1) & 1u);
-#if PK_INFLIGHT > 0
-          // At most PK_INFLIGHT tiles in flight: wait for tile t - PK_INFLIGHT to land first (its slot's next
-          // fill is issued by this thread, later, so the parity is unambiguous).
-          if (t >= PK_INFLIGHT) {
-            const int u = t - PK_INFLIGHT;
-            mbar_wait(full + u % nslots, (u32)(u / nslots) & 1u);
-          }
-#endif
           u8* dst = ring + (size_t)slot * slot_bytes;
           size_t a0;
           u32 len;
