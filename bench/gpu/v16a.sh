@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# The code it ran is commit e3e05d2 (its persist.cu defines reverted by the next commit: no gain worth keeping).
 # v16a (docs/gpu.md): does a cap on the bytes in flight shorten the persistent kernel's grid barriers and x'
 # loads under load? The producer of kernels/persist.cu keeps at most N tile copies in flight (-DPK_INFLIGHT=N
 # through VIVA_TENSOR_NVRTC_DEFINES; landed tiles still fill the ring across the barriers), and -DPK_LIGHT_BAR=1
