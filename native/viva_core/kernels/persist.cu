@@ -61,16 +61,20 @@
 #define PK_P_FINISH 8
 #define PK_P_START 9
 #define PK_PROF_MAX 1024
+#define PK_BAR_MAX 128
 
 #if __CUDA_ARCH__ >= 900
 __device__ __forceinline__ void cons_sync() { asm volatile("bar.sync 1, 256;" ::: "memory"); }
 
 // Grid-wide barrier of the consumer threads of every block (one monotonic counter; the grid is
 // co-resident: cooperative launch, one block per SM).
-__device__ __forceinline__ void pk_grid_sync(u32* bar, u32& target) {
+// st (profiling only, else null): this block's two stamps of this barrier, %globaltimer at its arrival (all its
+// consumer warps in) and at its release.
+__device__ __forceinline__ void pk_grid_sync(u32* bar, u32& target, unsigned long long* st) {
   target += gridDim.x;
   cons_sync();
   if (threadIdx.x == 0) {
+    if (st) asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(st[0]));
     __threadfence();
     asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(bar) : "memory");
     u32 v;
@@ -78,6 +82,7 @@ __device__ __forceinline__ void pk_grid_sync(u32* bar, u32& target) {
       asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(bar) : "memory");
     } while (v < target);
     __threadfence();
+    if (st) asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(st[1]));
   }
   cons_sync();
 }
@@ -343,6 +348,14 @@ extern "C" __global__ void __launch_bounds__(PK_THREADS, 1)
   const int token = step[0], pos = step[1];
   u32 target = 0;
   int tbase = 0;
+  // Per-block barrier stamps after block 0's marks: [block][barrier][arrive, release], PK_BAR_MAX barriers a block.
+  int nbar = 0;
+  auto gsync = [&]() {
+    unsigned long long* st =
+        prof && nbar < PK_BAR_MAX ? prof + 2 * PK_PROF_MAX + 2 * ((size_t)blockIdx.x * PK_BAR_MAX + nbar) : nullptr;
+    ++nbar;
+    pk_grid_sync(sync, target, st);
+  };
   float best_v = NEG_INF;
   int best_i = 0x7fffffff;
   auto gemv = [&](int layer, int kind, int mode, float* y, float inv) {
@@ -355,7 +368,7 @@ extern "C" __global__ void __launch_bounds__(PK_THREADS, 1)
   for (int layer = 0; layer < nlayers; ++layer) {
     const u64* p = plan + (size_t)layer * 10;
     if (layer > 0) {
-      pk_grid_sync(sync, target);
+      gsync();
       mark(PK_P_SYNC);
     }
     float inv = layer == 0 ? stage(nullptr, emb + (size_t)token * hidden, blockIdx.x == 0 ? x : nullptr,
@@ -364,7 +377,7 @@ extern "C" __global__ void __launch_bounds__(PK_THREADS, 1)
     mark(PK_P_STAGE);
     gemv(layer, 0, 0, qkv, inv);
     mark(PK_P_QKV);
-    pk_grid_sync(sync, target);
+    gsync();
     mark(PK_P_SYNC);
     {
       const int L = pos + 1;
@@ -377,26 +390,26 @@ extern "C" __global__ void __launch_bounds__(PK_THREADS, 1)
                       nullptr);
     }
     mark(PK_P_ATTN);
-    pk_grid_sync(sync, target);
+    gsync();
     mark(PK_P_SYNC);
     inv = stage(att, nullptr, nullptr, nullptr, H * hd, kp_q);
     mark(PK_P_STAGE);
     gemv(layer, 1, 1, x, inv);
     mark(PK_P_O);
-    pk_grid_sync(sync, target);
+    gsync();
     mark(PK_P_SYNC);
     inv = stage(x, nullptr, nullptr, (const float*)p[9], hidden, kp_h);
     mark(PK_P_STAGE);
     gemv(layer, 2, 2, act, inv);
     mark(PK_P_GU);
-    pk_grid_sync(sync, target);
+    gsync();
     mark(PK_P_SYNC);
     inv = stage(act, nullptr, nullptr, nullptr, inter, kp_i);
     mark(PK_P_STAGE);
     gemv(layer, 3, 1, x, inv);
     mark(PK_P_DOWN);
   }
-  pk_grid_sync(sync, target);
+  gsync();
   mark(PK_P_SYNC);
   const float inv = stage(x, nullptr, nullptr, final_norm, hidden, kp_h);
   mark(PK_P_STAGE);

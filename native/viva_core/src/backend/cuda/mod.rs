@@ -1637,10 +1637,15 @@ impl CudaModel {
             "argmax + finish",
             "start",
         ];
-        let buf = Buf::zeros(&c.stream, 2 * 1024 * 8)?;
+        // Block 0's 1024 (clock, phase) marks, then every block's (arrival, release) stamps of up to 128 grid
+        // barriers (kernels/persist.cu PK_PROF_MAX, PK_BAR_MAX).
+        const BARS: usize = 128;
+        let nb = p.blocks as usize;
+        let words = 2 * 1024 + 2 * BARS * nb;
+        let buf = Buf::zeros(&c.stream, words * 8)?;
         self.write_step(c, token, c.len)?;
         self.launch_persist(c, p, buf.ptr)?;
-        let mut raw = vec![0u8; 2 * 1024 * 8];
+        let mut raw = vec![0u8; words * 8];
         c.stream.memcpy_dtoh(&buf.mem.slice(0..raw.len()), &mut raw).map_err(|e| drv("profile download", e))?;
         c.stream.synchronize().map_err(|e| drv("profile", e))?;
         c.len += 1;
@@ -1652,7 +1657,7 @@ impl CudaModel {
             .max(1) as f64;
         let words: Vec<u64> = raw.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect();
         let marks: Vec<(u64, usize)> =
-            words.chunks_exact(2).map(|w| (w[0], w[1] as usize)).take_while(|&(t, _)| t != 0).collect();
+            words[..2 * 1024].chunks_exact(2).map(|w| (w[0], w[1] as usize)).take_while(|&(t, _)| t != 0).collect();
         let mut out: Vec<(String, f64, usize)> = Vec::new();
         for w in marks.windows(2) {
             let us = w[1].0.wrapping_sub(w[0].0) as f64 / khz * 1e3;
@@ -1665,6 +1670,27 @@ impl CudaModel {
                 None => out.push((name.to_string(), us, 1)),
             }
         }
+        // Grid barriers over all blocks (%globaltimer, ns): how far apart the blocks arrive, and how long after the
+        // last arrival the first and the last block are released.
+        let stamps = &words[2 * 1024..];
+        let (mut spread, mut first, mut last, mut n) = (0f64, 0f64, 0f64, 0usize);
+        for i in 0..BARS {
+            let at = |b: usize, k: usize| stamps[2 * (b * BARS + i) + k];
+            if (0..nb).any(|b| at(b, 0) == 0 || at(b, 1) == 0) {
+                continue;
+            }
+            let arr_min = (0..nb).map(|b| at(b, 0)).min().unwrap_or(0);
+            let arr_max = (0..nb).map(|b| at(b, 0)).max().unwrap_or(0);
+            let rel_min = (0..nb).map(|b| at(b, 1)).min().unwrap_or(0);
+            let rel_max = (0..nb).map(|b| at(b, 1)).max().unwrap_or(0);
+            spread += arr_max.saturating_sub(arr_min) as f64 / 1e3;
+            first += rel_min.saturating_sub(arr_max) as f64 / 1e3;
+            last += rel_max.saturating_sub(arr_max) as f64 / 1e3;
+            n += 1;
+        }
+        out.push(("barriers: first to last block's arrival".into(), spread, n));
+        out.push(("barriers: last arrival to first release".into(), first, n));
+        out.push(("barriers: last arrival to last release".into(), last, n));
         Ok(out)
     }
 }
