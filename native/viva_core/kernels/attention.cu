@@ -615,8 +615,7 @@ template <int HD, int S>
 __device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int H, int KVH, u16* __restrict__ kc,
                                              u16* __restrict__ vc, int max_pos, const float* __restrict__ rope,
                                              const int* __restrict__ step, float scale, float* __restrict__ out,
-                                             float* __restrict__ amax, u64* tl, const u8* __restrict__ pf,
-                                             long long pf_bytes, int pf_at) {
+                                             float* __restrict__ amax, u64* tl) {
   constexpr int KS = HD / 16;        // k-steps of S = Q K^T
   constexpr int NT = HD / 8;         // n-tiles of O
   constexpr int RS = 2 * HD + 16;    // bytes per slot row (padded: conflict-free ldmatrix)
@@ -644,13 +643,6 @@ __device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int 
   const size_t head_off = (size_t)kvh * max_pos * HD;
   const u8* kg = (const u8*)(kc + head_off);
   const u8* vg = (const u8*)(vc + head_off);
-  // Experiment (VIVA_TENSOR_ATTN_PF): lane 0 of every warp requests its share of pf_bytes of pf (the layer's gate/up
-  // weights, read two kernels later) into L2 at point pf_at: 1 before the wait, 2 after it, 3 once q is staged,
-  // 4 at the end; 0 never.
-  auto l2pf = [&](int at) {
-    if (pf_at == at && pf_bytes > 0 && lane == 0)
-      l2_prefetch_share(pf, (size_t)pf_bytes, (int)blockIdx.x * TCA_WARPS + warp, (int)gridDim.x * TCA_WARPS);
-  };
 
   // The position's RoPE row (one commit group), then tile `tile` (if it exists) into slot `sl`: its cached rows
   // (< pos), one commit group either way.
@@ -673,12 +665,10 @@ __device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int 
   };
 #pragma unroll
   for (int sl = 0; sl < S; ++sl) issue(u + sl * nw, sl);
-  l2pf(1);
   cp_wait<S>();  // the RoPE row
   __syncthreads();
   PDL_WAIT();
   tl_mark(tl, 1);
-  l2pf(2);
 
   // q of the group's heads, RoPE'd and scaled by scale x log2 e, as bf16 value and remainder; heads >= G zero.
   {
@@ -731,7 +721,6 @@ __device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int 
     qa[s][3] = *(const u32*)(qsm + (8 + g) * QS + 16 * s + 8 + 2 * q);
   }
   tl_mark(tl, 2);
-  l2pf(3);
 
   float m_run = NEG_INF, l_run = 0.f;
   float o[NT][4];
@@ -882,21 +871,19 @@ __device__ __forceinline__ void attn_tc_body(const float* __restrict__ qkv, int 
     amx = warp_max(amx);
     if (lane == 0) atomicMax((unsigned*)amax, __float_as_uint(amx));
   }
-  l2pf(4);
   tl_mark(tl, 5);
 }
 #else
 template <int HD, int S>
 __device__ __forceinline__ void attn_tc_body(const float*, int, int, u16*, u16*, int, const float*, const int*, float,
-                                             float*, float*, u64*, const u8*, long long, int) {}
+                                             float*, float*, u64*) {}
 #endif
 
 #define ATTN_TC_ENTRY(HD, S)                                                                                       \
   extern "C" __global__ void __launch_bounds__(TCA_THREADS)                                                        \
       attn_tc_h##HD##_s##S(const float* qkv, int H, int KVH, u16* kc, u16* vc, int max_pos, const float* rope,     \
-                           const int* step, float scale, float* out, float* amax, u64* tl, const u8* pf,         \
-                           long long pf_bytes, int pf_at) {                                                        \
-    attn_tc_body<HD, S>(qkv, H, KVH, kc, vc, max_pos, rope, step, scale, out, amax, tl, pf, pf_bytes, pf_at);      \
+                           const int* step, float scale, float* out, float* amax, u64* tl) {                       \
+    attn_tc_body<HD, S>(qkv, H, KVH, kc, vc, max_pos, rope, step, scale, out, amax, tl);                           \
   }
 ATTN_TC_ENTRY(32, 1)
 ATTN_TC_ENTRY(32, 2)

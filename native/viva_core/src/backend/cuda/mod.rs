@@ -416,9 +416,6 @@ pub struct CudaModel {
     /// Blocks of each GEMV that prefetch its whole weight matrix into L2 before waiting on the previous
     /// kernel (0: no prefetch).
     gemv_pf: usize,
-    /// Experiment (`VIVA_TENSOR_ATTN_PF=AT[:MB]`): the tensor-core attention requests the first MB MiB (default
-    /// all) of the layer's gate/up weights into L2 at point AT (kernels/attention.cu `l2pf`; 0: never).
-    attn_pf: (i32, usize),
     /// The tensor-core FP8 GEMV's launch shapes (kernels/gemv.cu, v9); None for bf16, FP8 blocks of 16 / 32,
     /// or `VIVA_TENSOR_GEMV=cuda-core`.
     gemv_tc: Option<TcCfg>,
@@ -746,12 +743,6 @@ impl CudaModel {
         let gemv_iters = env("VIVA_TENSOR_GEMV_ITERS").and_then(|v| v.parse::<usize>().ok()).unwrap_or(2).clamp(1, 16);
         // Off by default: measured slower on an H100 (docs/gpu.md, v4).
         let gemv_pf = env("VIVA_TENSOR_GEMV_PF").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
-        let attn_pf = env("VIVA_TENSOR_ATTN_PF").map_or((0, 0), |v| {
-            let mut it = v.split(':');
-            let at = it.next().and_then(|a| a.trim().parse::<i32>().ok()).unwrap_or(0).clamp(0, 4);
-            let mb = it.next().and_then(|m| m.trim().parse::<usize>().ok()).unwrap_or(usize::MAX >> 21);
-            (at, mb << 20)
-        });
         // The tensor-core GEMV (`tc_gemv_block` above): 2 blocks of 8 warps per SM, the ring per matrix as
         // `tc_shape` picks it. `VIVA_TENSOR_TC_RING` (2-6, fixed for every matrix) and `_BPS` (1-4) are for
         // experiments.
@@ -804,7 +795,6 @@ impl CudaModel {
             gemv_rw8,
             gemv_iters,
             gemv_pf,
-            attn_pf,
             gemv_tc,
             tc_flags,
             gqa,
@@ -1287,10 +1277,7 @@ impl CudaModel {
             Arg::F(1.0 / (cfg.head_dim as f32).sqrt()),
         ];
         if let (Some(a), true, 1) = (&self.attn_tc, fuse, t) {
-            let gu = &self.layers[layer].gate_up;
-            let pf_bytes = (gu.n * gu.kp).min(self.attn_pf.1) as i64;
-            let pf = [Arg::P(gu.w.ptr), Arg::I64(pf_bytes), Arg::I(self.attn_pf.0)];
-            let args = [&heads[..], &cache, &[Arg::P(out), Arg::P(amax), Arg::P(tl)], &pf].concat();
+            let args = [&heads[..], &cache, &[Arg::P(out), Arg::P(amax), Arg::P(tl)]].concat();
             let grid = (cfg.num_kv_heads as u32 * a.cluster, 1, 1);
             let f = &self.dev.k.attn_tc[a.hd_idx][a.slots - 1];
             self.dev.launch_ex(&c.stream, f, grid, 128, a.smem, &args, LaunchMode::Cluster(a.cluster))?;
