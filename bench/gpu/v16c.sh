@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# The code it ran is commit 241c5fe (reverted by the next commit: slower).
 # v16c (docs/gpu.md): the tensor-core attention requests the layer's gate/up weights (two kernels ahead) into L2
 # (`VIVA_TENSOR_ATTN_PF=AT[:MB]`: AT 1 before its PDL wait, 2 after it, 3 once q is staged, 4 at its end; MB the
 # first MiB only), so that gate/up streams from L2 what device memory had time for during attention and o (the
