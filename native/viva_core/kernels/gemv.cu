@@ -435,7 +435,8 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
                                              const float* __restrict__ norm_w, float eps, float* __restrict__ y,
                                              int mode, const float* __restrict__ ss_in, float* __restrict__ ss_out,
                                              int flags, int xsh, const float* __restrict__ xmax_in,
-                                             float* __restrict__ xmax_out, u64* tl) {
+                                             float* __restrict__ xmax_out, u64* tl, const u8* __restrict__ l2pf,
+                                             long long l2pf_bytes) {
   extern __shared__ __align__(128) u8 tc_smem[];
   __shared__ float red[32];
   PDL_LAUNCH();
@@ -499,6 +500,8 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
 #pragma unroll
   for (int i = 0; i < R; ++i)
     if (i < pre) issue_next(i);
+  // Experiment (VIVA_TENSOR_GU_PF): the block's share of another matrix (a later kernel's) requested into L2.
+  if (l2pf_bytes > 0 && tid == GV_THREADS - 32) l2_prefetch_share(l2pf, (size_t)l2pf_bytes, b, G);
   PDL_WAIT();
   tl_mark(tl, 1);
   const int r0 = t0 * TC_ROWS, nr = min(t1 * TC_ROWS, N) - r0;
@@ -628,9 +631,9 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
   extern "C" __global__ void __launch_bounds__(GV_THREADS, 3)                                                    \
       name(const u8* W, const float* S, int qblock, int N, int K, int Kp, const float* x, const float* norm_w,  \
            float eps, float* y, int mode, const float* ss_in, float* ss_out, int flags, int xsh,                 \
-           const float* xmax_in, float* xmax_out, u64* tl) {                                                     \
+           const float* xmax_in, float* xmax_out, u64* tl, const u8* l2pf, long long l2pf_bytes) {              \
     gemv_tc_body<R, ROWSC>(W, S, qblock, N, K, Kp, x, norm_w, eps, y, mode, ss_in, ss_out, flags, xsh, xmax_in,  \
-                           xmax_out, tl);                                                                        \
+                           xmax_out, tl, l2pf, l2pf_bytes);                                                      \
   }
 GEMV_TC_ENTRY(gemv_fp8_tc2, 2, false)
 GEMV_TC_ENTRY(gemv_fp8_tc3, 3, false)

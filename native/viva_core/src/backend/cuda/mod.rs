@@ -393,6 +393,9 @@ struct LayerW {
     down: Lin,    // [hidden, intermediate]
 }
 
+/// No L2 prefetch of another matrix by a GEMV (`CudaModel::gemv`'s last argument).
+const NO_PF: (u64, i64) = (0, 0);
+
 /// Read-only device weights, shared by every sequence.
 pub struct CudaModel {
     dev: Arc<Device>,
@@ -416,6 +419,9 @@ pub struct CudaModel {
     /// Blocks of each GEMV that prefetch its whole weight matrix into L2 before waiting on the previous
     /// kernel (0: no prefetch).
     gemv_pf: usize,
+    /// Experiment (`VIVA_TENSOR_GU_PF=qkv|o[:MB]`): that GEMV's blocks request the first MB MiB (default all) of the
+    /// layer's gate/up weights into L2 before their PDL wait (kind + 1, or 0: never).
+    gu_pf: (i32, usize),
     /// The tensor-core FP8 GEMV's launch shapes (kernels/gemv.cu, v9); None for bf16, FP8 blocks of 16 / 32,
     /// or `VIVA_TENSOR_GEMV=cuda-core`.
     gemv_tc: Option<TcCfg>,
@@ -743,6 +749,16 @@ impl CudaModel {
         let gemv_iters = env("VIVA_TENSOR_GEMV_ITERS").and_then(|v| v.parse::<usize>().ok()).unwrap_or(2).clamp(1, 16);
         // Off by default: measured slower on an H100 (docs/gpu.md, v4).
         let gemv_pf = env("VIVA_TENSOR_GEMV_PF").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        let gu_pf = env("VIVA_TENSOR_GU_PF").map_or((0, 0), |v| {
+            let mut it = v.split(':');
+            let kind = match it.next().map(str::trim) {
+                Some("qkv") => 1,
+                Some("o") => 2,
+                _ => 0,
+            };
+            let mb = it.next().and_then(|m| m.trim().parse::<usize>().ok()).unwrap_or(usize::MAX >> 21);
+            (kind, mb << 20)
+        });
         // The tensor-core GEMV (`tc_gemv_block` above): 2 blocks of 8 warps per SM, the ring per matrix as
         // `tc_shape` picks it. `VIVA_TENSOR_TC_RING` (2-6, fixed for every matrix) and `_BPS` (1-4) are for
         // experiments.
@@ -795,6 +811,7 @@ impl CudaModel {
             gemv_rw8,
             gemv_iters,
             gemv_pf,
+            gu_pf,
             gemv_tc,
             tc_flags,
             gqa,
@@ -1061,6 +1078,7 @@ impl CudaModel {
         ss: (u64, u64),
         xmax: (u64, u64),
         tl: u64,
+        l2pf: (u64, i64),
     ) -> Result<()> {
         if let Some(tc) = self.gemv_tc {
             let m = (l.n, l.kp, l.bytes, l.row_scales);
@@ -1087,7 +1105,7 @@ impl CudaModel {
             let args = [
                 &head[..],
                 &[Arg::P(y), Arg::I(mode), Arg::P(ss.0), Arg::P(ss.1), Arg::I(flags), Arg::I(xsh)],
-                &[Arg::P(xmax.0), Arg::P(xmax.1), Arg::P(tl)],
+                &[Arg::P(xmax.0), Arg::P(xmax.1), Arg::P(tl), Arg::P(l2pf.0), Arg::I64(l2pf.1)],
             ]
             .concat();
             let f = if l.row_scales { &self.dev.k.gemv_tcr[variant] } else { &self.dev.k.gemv_tc[variant] };
@@ -1340,23 +1358,31 @@ impl CudaModel {
         let tl = |j: usize| if tl == 0 { 0 } else { tl + (j * TL_STRIDE * 8) as u64 };
         for (li, l) in self.layers.iter().enumerate() {
             let j = 5 * li;
+            // Experiment (VIVA_TENSOR_GU_PF): the q/k/v (0) or o (1) GEMV requests gate/up's weights into L2.
+            let gu_pf = |kind: i32| {
+                if self.gu_pf.0 == kind + 1 {
+                    (l.gate_up.w.ptr, (l.gate_up.n * l.gate_up.kp).min(self.gu_pf.1) as i64)
+                } else {
+                    NO_PF
+                }
+            };
             // h = x + o_proj(attn(rope(q), rope(k), v)), q|k|v = qkv_proj(norm(x))
-            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, (slot(2 * li), 0), (0, 0), tl(j))?;
+            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, (slot(2 * li), 0), (0, 0), tl(j), gu_pf(0))?;
             mark("norm+qkv gemv")?;
             let om = self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true, att_max(li), tl(j + 1))?;
             mark("rope+kv+attention")?;
-            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), (om, 0), tl(j + 2))?;
+            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), (om, 0), tl(j + 2), gu_pf(1))?;
             mark("o gemv+residual")?;
             // x = h + down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
             let ss = (slot(2 * li + 1), 0);
-            self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2, ss, (0, act_max(li)), tl(j + 3))?;
+            self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2, ss, (0, act_max(li)), tl(j + 3), NO_PF)?;
             mark("norm+gate/up gemv+silu")?;
-            self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 2)), (act_max(li), 0), tl(j + 4))?;
+            self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 2)), (act_max(li), 0), tl(j + 4), NO_PF)?;
             mark("down gemv+residual")?;
         }
         let last = slot(2 * cfg.num_layers);
         let j = 5 * self.layers.len();
-        self.gemv(s, &self.lm_head, c.x.ptr, Some(&self.norm), c.logits.ptr, 0, (last, 0), (0, 0), tl(j))?;
+        self.gemv(s, &self.lm_head, c.x.ptr, Some(&self.norm), c.logits.ptr, 0, (last, 0), (0, 0), tl(j), NO_PF)?;
         mark("norm+lm_head gemv")?;
         self.dev.launch(
             s,
@@ -1500,7 +1526,7 @@ impl CudaModel {
             mark("down gemm+residual")?;
         }
         let last = p.x.at((t - 1) * h * 4);
-        self.gemv(s, &self.lm_head, last, Some(&self.norm), c.logits.ptr, 0, (0, 0), (0, 0), 0)?;
+        self.gemv(s, &self.lm_head, last, Some(&self.norm), c.logits.ptr, 0, (0, 0), (0, 0), 0, NO_PF)?;
         mark("norm+lm_head gemv")
     }
 
