@@ -751,9 +751,12 @@ impl CudaModel {
         let gemv_pf = env("VIVA_TENSOR_GEMV_PF").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
         let gu_pf = env("VIVA_TENSOR_GU_PF").map_or((0, 0), |v| {
             let mut it = v.split(':');
+            // A trailing '+' (`o+:16`): once x' is staged instead of before the wait (negative kind).
             let kind = match it.next().map(str::trim) {
                 Some("qkv") => 1,
                 Some("o") => 2,
+                Some("qkv+") => -1,
+                Some("o+") => -2,
                 _ => 0,
             };
             let mb = it.next().and_then(|m| m.trim().parse::<usize>().ok()).unwrap_or(usize::MAX >> 21);
@@ -1360,8 +1363,9 @@ impl CudaModel {
             let j = 5 * li;
             // Experiment (VIVA_TENSOR_GU_PF): the q/k/v (0) or o (1) GEMV requests gate/up's weights into L2.
             let gu_pf = |kind: i32| {
-                if self.gu_pf.0 == kind + 1 {
-                    (l.gate_up.w.ptr, (l.gate_up.n * l.gate_up.kp).min(self.gu_pf.1) as i64)
+                if self.gu_pf.0.abs() == kind + 1 {
+                    let bytes = (l.gate_up.n * l.gate_up.kp).min(self.gu_pf.1) as i64;
+                    (l.gate_up.w.ptr, if self.gu_pf.0 < 0 { -bytes } else { bytes })
                 } else {
                     NO_PF
                 }
