@@ -500,8 +500,8 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
 #pragma unroll
   for (int i = 0; i < R; ++i)
     if (i < pre) issue_next(i);
-  // Experiment (VIVA_TENSOR_GU_PF): the block's share of another matrix (a later kernel's) requested into L2,
-  // here (bytes > 0) or once x' is staged (bytes < 0).
+  // The block's share of l2pf_bytes of a later kernel's weights requested into L2 (CudaModel's gu_pf_plan: the o
+  // projection, for gate/up), here (bytes > 0) or once x' is staged (bytes < 0).
   if (l2pf_bytes > 0 && tid == GV_THREADS - 32) l2_prefetch_share(l2pf, (size_t)l2pf_bytes, b, G);
   PDL_WAIT();
   tl_mark(tl, 1);

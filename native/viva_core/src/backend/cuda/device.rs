@@ -128,6 +128,8 @@ pub struct Device {
     /// Shared memory of one SM, and what the driver reserves per resident block (launch-shape choices).
     pub sm_smem: usize,
     pub block_reserved_smem: usize,
+    /// L2 cache size in bytes (0 where the driver does not say).
+    pub l2_bytes: usize,
     /// Dynamic shared memory the persistent decode kernel may use (after its static arrays).
     pub persist_smem: usize,
     /// Launch with programmatic dependent launch (sm_90+, `VIVA_TENSOR_PDL=0` turns it off).
@@ -201,6 +203,7 @@ impl Device {
             attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR)?.max(0) as usize;
         let block_reserved_smem =
             attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK)?.max(0) as usize;
+        let l2_bytes = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE).map_or(0, |v| v.max(0) as usize);
         if cc.0 < 8 {
             return Err(Error::CudaUnavailable(format!(
                 "{name} has compute capability {}.{}; the CUDA backend needs 8.0 or newer (bf16 tensor cores)",
@@ -308,6 +311,7 @@ impl Device {
             max_smem,
             sm_smem,
             block_reserved_smem,
+            l2_bytes,
             persist_smem,
             pdl,
             timeline,

@@ -419,8 +419,8 @@ pub struct CudaModel {
     /// Blocks of each GEMV that prefetch its whole weight matrix into L2 before waiting on the previous
     /// kernel (0: no prefetch).
     gemv_pf: usize,
-    /// Experiment (`VIVA_TENSOR_GU_PF=qkv|o[:MB]`): that GEMV's blocks request the first MB MiB (default all) of the
-    /// layer's gate/up weights into L2 before their PDL wait (kind + 1, or 0: never).
+    /// Which GEMV's blocks request the first bytes of the layer's gate/up weights into L2 (`gu_pf_plan`): kind + 1
+    /// (q/k/v 1, o 2), negative once x' is staged rather than before the PDL wait, 0 never; and how many bytes.
     gu_pf: (i32, usize),
     /// The tensor-core FP8 GEMV's launch shapes (kernels/gemv.cu, v9); None for bf16, FP8 blocks of 16 / 32,
     /// or `VIVA_TENSOR_GEMV=cuda-core`.
@@ -749,19 +749,9 @@ impl CudaModel {
         let gemv_iters = env("VIVA_TENSOR_GEMV_ITERS").and_then(|v| v.parse::<usize>().ok()).unwrap_or(2).clamp(1, 16);
         // Off by default: measured slower on an H100 (docs/gpu.md, v4).
         let gemv_pf = env("VIVA_TENSOR_GEMV_PF").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
-        let gu_pf = env("VIVA_TENSOR_GU_PF").map_or((0, 0), |v| {
-            let mut it = v.split(':');
-            // A trailing '+' (`o+:16`): once x' is staged instead of before the wait (negative kind).
-            let kind = match it.next().map(str::trim) {
-                Some("qkv") => 1,
-                Some("o") => 2,
-                Some("qkv+") => -1,
-                Some("o+") => -2,
-                _ => 0,
-            };
-            let mb = it.next().and_then(|m| m.trim().parse::<usize>().ok()).unwrap_or(usize::MAX >> 21);
-            (kind, mb << 20)
-        });
+        let gu_bytes = layers.first().map_or(0, |l| l.gate_up.n * l.gate_up.kp);
+        let fp8 = matches!(format, Format::Fp8 { .. });
+        let gu_pf = gu_pf_plan(env("VIVA_TENSOR_GU_PF").as_deref(), fp8, dev.cc.0, dev.l2_bytes, gu_bytes);
         // The tensor-core GEMV (`tc_gemv_block` above): 2 blocks of 8 warps per SM, the ring per matrix as
         // `tc_shape` picks it. `VIVA_TENSOR_TC_RING` (2-6, fixed for every matrix) and `_BPS` (1-4) are for
         // experiments.
@@ -1361,7 +1351,7 @@ impl CudaModel {
         let tl = |j: usize| if tl == 0 { 0 } else { tl + (j * TL_STRIDE * 8) as u64 };
         for (li, l) in self.layers.iter().enumerate() {
             let j = 5 * li;
-            // Experiment (VIVA_TENSOR_GU_PF): the q/k/v (0) or o (1) GEMV requests gate/up's weights into L2.
+            // The q/k/v (0) or o (1) GEMV requests gate/up's first weights into L2 (`gu_pf_plan`).
             let gu_pf = |kind: i32| {
                 if self.gu_pf.0.abs() == kind + 1 {
                     let bytes = (l.gate_up.n * l.gate_up.kp).min(self.gu_pf.1) as i64;
@@ -1756,6 +1746,32 @@ fn attn_tc_plan(dev: &Device, cfg: &Config) -> Option<AttnTc> {
     Some(AttnTc { hd_idx, slots, cluster, smem: smem as u32 })
 }
 
+/// The gate/up L2 prefetch (`CudaModel::gu_pf`). By default, on sm_90+ with FP8 weights whose gate/up matrix is
+/// larger than the L2 cache: once the o projection's blocks have staged x', each requests its share of the first
+/// 16 MiB of the layer's gate/up weights into L2 (`cp.async.bulk.prefetch.L2`), so that device memory, which runs
+/// under its bandwidth while o finishes, fetches them before gate/up starts. Measured on an H100 (docs/gpu.md, v16):
+/// +2.6% on the Llama-2-7B shape (gate/up 90 MB; 8-24 MiB all alike), -0.5% to -3.5% on the TinyLlama shape (23 MB,
+/// which fits in L2), hence the size rule. `VIVA_TENSOR_GU_PF` overrides: `off`, or `qkv` / `o` (before that GEMV's
+/// PDL wait), `qkv+` / `o+` (once its x' is staged), with `:MB` the MiB (default: the whole matrix).
+/// `sm_major` and `l2_bytes` are the device's; `gu_bytes` the size of one layer's gate/up weights.
+fn gu_pf_plan(var: Option<&str>, fp8: bool, sm_major: i32, l2_bytes: usize, gu_bytes: usize) -> (i32, usize) {
+    const DEFAULT_MIB: usize = 16;
+    let Some(v) = var else {
+        let on = fp8 && sm_major >= 9 && l2_bytes > 0 && gu_bytes > l2_bytes;
+        return if on { (-2, DEFAULT_MIB << 20) } else { (0, 0) };
+    };
+    let mut it = v.split(':');
+    let kind = match it.next().map(str::trim) {
+        Some("qkv") => 1,
+        Some("o") => 2,
+        Some("qkv+") => -1,
+        Some("o+") => -2,
+        _ => 0,
+    };
+    let mib = it.next().and_then(|m| m.trim().parse::<usize>().ok()).unwrap_or(usize::MAX >> 21);
+    (kind, mib << 20)
+}
+
 /// The persistent kernel's plan for this model (asked for with `VIVA_TENSOR_PERSIST=1`), or `None`, with the
 /// reason on stderr, when the format, the shapes or the device do not fit it: sm_90+, FP8 blocks of 64 or 128
 /// (one scale per 64-k mma segment), a ring of at least 8 tile slots beside the staging buffers in shared
@@ -1877,6 +1893,26 @@ const _: () = {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gate_up_l2_prefetch_only_where_gate_up_outgrows_l2_on_hopper() {
+        const MB: usize = 1 << 20;
+        let h100_l2 = 50 * MB;
+        // Llama-2-7B shape (22016 x 4096 FP8 bytes) on an H100: o's blocks, once x' is staged, the first 16 MiB.
+        assert_eq!(gu_pf_plan(None, true, 9, h100_l2, 22016 * 4096), (-2, 16 * MB));
+        // TinyLlama shape (11264 x 2048): it fits in L2, no prefetch; nor with bf16 weights, before sm_90, or
+        // where the driver gave no L2 size.
+        assert_eq!(gu_pf_plan(None, true, 9, h100_l2, 11264 * 2048), (0, 0));
+        assert_eq!(gu_pf_plan(None, false, 9, h100_l2, 22016 * 4096), (0, 0));
+        assert_eq!(gu_pf_plan(None, true, 8, h100_l2, 22016 * 4096), (0, 0));
+        assert_eq!(gu_pf_plan(None, true, 9, 0, 22016 * 4096), (0, 0));
+        // The variable overrides, both ways.
+        assert_eq!(gu_pf_plan(Some("off"), true, 9, h100_l2, 22016 * 4096).0, 0);
+        assert_eq!(gu_pf_plan(Some("o+:8"), true, 9, h100_l2, 11264 * 2048), (-2, 8 * MB));
+        assert_eq!(gu_pf_plan(Some("qkv:4"), true, 9, h100_l2, 11264 * 2048), (1, 4 * MB));
+        let (kind, bytes) = gu_pf_plan(Some("o"), true, 9, h100_l2, 11264 * 2048);
+        assert!(kind == 2 && bytes >= 11264 * 2048);
+    }
 
     /// H100 SXM: 132 SMs, 228 KB of shared memory per SM, 1 KB reserved per block.
     fn h100(n: usize, kp: usize, variant: Option<usize>) -> (u32, usize, usize) {
