@@ -300,6 +300,20 @@ fn bytelevel_tiny_fp8_tc_gemv_matches_default() {
     }
 }
 
+/// The gate/up L2 prefetch (docs/gpu.md v16: on by default only where a layer's gate/up matrix is larger than L2, so
+/// the fixtures force it with `VIVA_TENSOR_GU_PF`, at each point it can be issued from) only asks for bytes early:
+/// the logits match the path without it up to the GEMVs' summation order.
+#[test]
+fn fp8_gate_up_l2_prefetch_changes_nothing() {
+    for name in ["stories260k", "bytelevel-tiny"] {
+        for point in ["o+", "o", "qkv+", "qkv"] {
+            if let Some((off, on)) = load_pair(name, "VIVA_TENSOR_GU_PF", "off", point) {
+                compare_fp8(name, &format!("gate/up L2 prefetch ({point}) vs none"), &off, &on);
+            }
+        }
+    }
+}
+
 /// The tensor-core GEMV's x' shift taken without a block max (v12: the static bound of an RMSNorm input, the maxima
 /// the attention and silu epilogues reduce for the o and down projections) against the block max of v9-v11
 /// (`VIVA_TENSOR_TC_FLAGS=32`). The shifts are equal (the producers reduce the same max) or smaller (the bound), and
