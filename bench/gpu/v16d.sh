@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Ran at the commits named in docs/gpu.md v16; VIVA_TENSOR_GU_PF took an issuing point then (qkv, o, qkv+, o+); it now takes only off or MiB (o, once x' is staged).
 # v16d (docs/gpu.md): v16c's idea with the requests issued where they stall nothing on the critical path: the
 # q/k/v or o GEMV's blocks (one thread each, after their own pre-wait ring fills, before their PDL wait) request
 # their share of the layer's gate/up weights into L2 (`VIVA_TENSOR_GU_PF=qkv|o[:MB]`). Same binary: tests/cuda.rs,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Ran at the commits named in docs/gpu.md v16; VIVA_TENSOR_GU_PF took an issuing point then (qkv, o, qkv+, o+); it now takes only off or MiB (o, once x' is staged).
 # v16e (docs/gpu.md): v16d on the Llama-2-7B shape, where o's blocks requesting gate/up's first 16 MiB into L2 read
 # 361.6 against 354.7 tok/s in one pair: how much (8-32 MiB), from which kernel (q/k/v or o), and at which point (before
 # the PDL wait, or `+`: once x' is staged), interleaved with the default in the same binary; no tests (v16d ran them).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Ran at the commits named in docs/gpu.md v16; VIVA_TENSOR_GU_PF took an issuing point then (qkv, o, qkv+, o+); it now takes only off or MiB (o, once x' is staged).
 # v16f (docs/gpu.md): v16e's best point, o's blocks requesting gate/up's first MiB into L2 once their x' is staged
 # (`VIVA_TENSOR_GU_PF=o+:MB`): its size on the Llama-2-7B shape, and whether it helps or hurts the TinyLlama shape
 # (whose whole gate/up, 23 MB, fits in L2), interleaved with the default in the same binary; no tests.

@@ -500,9 +500,6 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
 #pragma unroll
   for (int i = 0; i < R; ++i)
     if (i < pre) issue_next(i);
-  // The block's share of l2pf_bytes of a later kernel's weights requested into L2 (CudaModel's gu_pf_plan: the o
-  // projection, for gate/up), here (bytes > 0) or once x' is staged (bytes < 0).
-  if (l2pf_bytes > 0 && tid == GV_THREADS - 32) l2_prefetch_share(l2pf, (size_t)l2pf_bytes, b, G);
   PDL_WAIT();
   tl_mark(tl, 1);
   const int r0 = t0 * TC_ROWS, nr = min(t1 * TC_ROWS, N) - r0;
@@ -513,7 +510,9 @@ __device__ __forceinline__ void gemv_tc_body(const u8* __restrict__ W, const flo
                                (flags & (TC_DYNSHIFT | TC_NOXMAX)) ? nullptr : xmax_in, tl) *
                     FP8_UNIT;
   for (int i = pre; i < R; ++i) issue_next(i);
-  if (l2pf_bytes < 0 && tid == GV_THREADS - 32) l2_prefetch_share(l2pf, (size_t)-l2pf_bytes, b, G);
+  // The block's share of l2pf_bytes of a later kernel's weights requested into L2 (CudaModel's gu_pf_plan: the o
+  // projection, for gate/up's first MiB).
+  if (l2pf_bytes > 0 && tid == GV_THREADS - 32) l2_prefetch_share(l2pf, (size_t)l2pf_bytes, b, G);
   tl_mark(tl, 2);
 
   // Consume cursor: local tile ct, column cc.

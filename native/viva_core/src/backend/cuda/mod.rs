@@ -394,7 +394,7 @@ struct LayerW {
 }
 
 /// No L2 prefetch of another matrix by a GEMV (`CudaModel::gemv`'s last argument).
-const NO_PF: (u64, i64) = (0, 0);
+const NO_PF: (u64, usize) = (0, 0);
 
 /// Read-only device weights, shared by every sequence.
 pub struct CudaModel {
@@ -419,9 +419,9 @@ pub struct CudaModel {
     /// Blocks of each GEMV that prefetch its whole weight matrix into L2 before waiting on the previous
     /// kernel (0: no prefetch).
     gemv_pf: usize,
-    /// Which GEMV's blocks request the first bytes of the layer's gate/up weights into L2 (`gu_pf_plan`): kind + 1
-    /// (q/k/v 1, o 2), negative once x' is staged rather than before the PDL wait, 0 never; and how many bytes.
-    gu_pf: (i32, usize),
+    /// Bytes of the layer's gate/up weights the o projection requests into L2 once its x' is staged (`gu_pf_plan`;
+    /// 0: none).
+    gu_pf: usize,
     /// The tensor-core FP8 GEMV's launch shapes (kernels/gemv.cu, v9); None for bf16, FP8 blocks of 16 / 32,
     /// or `VIVA_TENSOR_GEMV=cuda-core`.
     gemv_tc: Option<TcCfg>,
@@ -1071,7 +1071,7 @@ impl CudaModel {
         ss: (u64, u64),
         xmax: (u64, u64),
         tl: u64,
-        l2pf: (u64, i64),
+        l2pf: (u64, usize),
     ) -> Result<()> {
         if let Some(tc) = self.gemv_tc {
             let m = (l.n, l.kp, l.bytes, l.row_scales);
@@ -1098,7 +1098,7 @@ impl CudaModel {
             let args = [
                 &head[..],
                 &[Arg::P(y), Arg::I(mode), Arg::P(ss.0), Arg::P(ss.1), Arg::I(flags), Arg::I(xsh)],
-                &[Arg::P(xmax.0), Arg::P(xmax.1), Arg::P(tl), Arg::P(l2pf.0), Arg::I64(l2pf.1)],
+                &[Arg::P(xmax.0), Arg::P(xmax.1), Arg::P(tl), Arg::P(l2pf.0), Arg::I64(l2pf.1 as i64)],
             ]
             .concat();
             let f = if l.row_scales { &self.dev.k.gemv_tcr[variant] } else { &self.dev.k.gemv_tc[variant] };
@@ -1351,21 +1351,14 @@ impl CudaModel {
         let tl = |j: usize| if tl == 0 { 0 } else { tl + (j * TL_STRIDE * 8) as u64 };
         for (li, l) in self.layers.iter().enumerate() {
             let j = 5 * li;
-            // The q/k/v (0) or o (1) GEMV requests gate/up's first weights into L2 (`gu_pf_plan`).
-            let gu_pf = |kind: i32| {
-                if self.gu_pf.0.abs() == kind + 1 {
-                    let bytes = (l.gate_up.n * l.gate_up.kp).min(self.gu_pf.1) as i64;
-                    (l.gate_up.w.ptr, if self.gu_pf.0 < 0 { -bytes } else { bytes })
-                } else {
-                    NO_PF
-                }
-            };
+            // The o projection requests gate/up's first weights into L2 (`gu_pf_plan`).
+            let gu_pf = (l.gate_up.w.ptr, (l.gate_up.n * l.gate_up.kp).min(self.gu_pf));
             // h = x + o_proj(attn(rope(q), rope(k), v)), q|k|v = qkv_proj(norm(x))
-            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, (slot(2 * li), 0), (0, 0), tl(j), gu_pf(0))?;
+            self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, (slot(2 * li), 0), (0, 0), tl(j), NO_PF)?;
             mark("norm+qkv gemv")?;
             let om = self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true, att_max(li), tl(j + 1))?;
             mark("rope+kv+attention")?;
-            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), (om, 0), tl(j + 2), gu_pf(1))?;
+            self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), (om, 0), tl(j + 2), gu_pf)?;
             mark("o gemv+residual")?;
             // x = h + down_proj(silu(gate_proj(norm(h))) * up_proj(norm(h)))
             let ss = (slot(2 * li + 1), 0);
@@ -1751,25 +1744,16 @@ fn attn_tc_plan(dev: &Device, cfg: &Config) -> Option<AttnTc> {
 /// 16 MiB of the layer's gate/up weights into L2 (`cp.async.bulk.prefetch.L2`), so that device memory, which runs
 /// under its bandwidth while o finishes, fetches them before gate/up starts. Measured on an H100 (docs/gpu.md, v16):
 /// +2.6% on the Llama-2-7B shape (gate/up 90 MB; 8-24 MiB all alike), -0.5% to -3.5% on the TinyLlama shape (23 MB,
-/// which fits in L2), hence the size rule. `VIVA_TENSOR_GU_PF` overrides: `off`, or `qkv` / `o` (before that GEMV's
-/// PDL wait), `qkv+` / `o+` (once its x' is staged), with `:MB` the MiB (default: the whole matrix).
-/// `sm_major` and `l2_bytes` are the device's; `gu_bytes` the size of one layer's gate/up weights.
-fn gu_pf_plan(var: Option<&str>, fp8: bool, sm_major: i32, l2_bytes: usize, gu_bytes: usize) -> (i32, usize) {
+/// which fits in L2), hence the size rule; issuing from q/k/v, or before o's PDL wait, measured slower everywhere.
+/// `VIVA_TENSOR_GU_PF` overrides: `off` (or anything but a number), or the MiB to request on any FP8 model.
+/// `sm_major` and `l2_bytes` are the device's; `gu_bytes` the size of one layer's gate/up weights. Returns bytes.
+fn gu_pf_plan(var: Option<&str>, fp8: bool, sm_major: i32, l2_bytes: usize, gu_bytes: usize) -> usize {
     const DEFAULT_MIB: usize = 16;
-    let Some(v) = var else {
-        let on = fp8 && sm_major >= 9 && l2_bytes > 0 && gu_bytes > l2_bytes;
-        return if on { (-2, DEFAULT_MIB << 20) } else { (0, 0) };
-    };
-    let mut it = v.split(':');
-    let kind = match it.next().map(str::trim) {
-        Some("qkv") => 1,
-        Some("o") => 2,
-        Some("qkv+") => -1,
-        Some("o+") => -2,
-        _ => 0,
-    };
-    let mib = it.next().and_then(|m| m.trim().parse::<usize>().ok()).unwrap_or(usize::MAX >> 21);
-    (kind, mib << 20)
+    match var {
+        None if fp8 && sm_major >= 9 && l2_bytes > 0 && gu_bytes > l2_bytes => DEFAULT_MIB << 20,
+        None => 0,
+        Some(v) => v.trim().parse::<usize>().map_or(0, |mib| mib.min(1 << 20) << 20),
+    }
 }
 
 /// The persistent kernel's plan for this model (asked for with `VIVA_TENSOR_PERSIST=1`), or `None`, with the
@@ -1899,19 +1883,18 @@ mod tests {
         const MB: usize = 1 << 20;
         let h100_l2 = 50 * MB;
         // Llama-2-7B shape (22016 x 4096 FP8 bytes) on an H100: o's blocks, once x' is staged, the first 16 MiB.
-        assert_eq!(gu_pf_plan(None, true, 9, h100_l2, 22016 * 4096), (-2, 16 * MB));
+        assert_eq!(gu_pf_plan(None, true, 9, h100_l2, 22016 * 4096), 16 * MB);
         // TinyLlama shape (11264 x 2048): it fits in L2, no prefetch; nor with bf16 weights, before sm_90, or
         // where the driver gave no L2 size.
-        assert_eq!(gu_pf_plan(None, true, 9, h100_l2, 11264 * 2048), (0, 0));
-        assert_eq!(gu_pf_plan(None, false, 9, h100_l2, 22016 * 4096), (0, 0));
-        assert_eq!(gu_pf_plan(None, true, 8, h100_l2, 22016 * 4096), (0, 0));
-        assert_eq!(gu_pf_plan(None, true, 9, 0, 22016 * 4096), (0, 0));
+        assert_eq!(gu_pf_plan(None, true, 9, h100_l2, 11264 * 2048), 0);
+        assert_eq!(gu_pf_plan(None, false, 9, h100_l2, 22016 * 4096), 0);
+        assert_eq!(gu_pf_plan(None, true, 8, h100_l2, 22016 * 4096), 0);
+        assert_eq!(gu_pf_plan(None, true, 9, 0, 22016 * 4096), 0);
         // The variable overrides, both ways.
-        assert_eq!(gu_pf_plan(Some("off"), true, 9, h100_l2, 22016 * 4096).0, 0);
-        assert_eq!(gu_pf_plan(Some("o+:8"), true, 9, h100_l2, 11264 * 2048), (-2, 8 * MB));
-        assert_eq!(gu_pf_plan(Some("qkv:4"), true, 9, h100_l2, 11264 * 2048), (1, 4 * MB));
-        let (kind, bytes) = gu_pf_plan(Some("o"), true, 9, h100_l2, 11264 * 2048);
-        assert!(kind == 2 && bytes >= 11264 * 2048);
+        assert_eq!(gu_pf_plan(Some("off"), true, 9, h100_l2, 22016 * 4096), 0);
+        assert_eq!(gu_pf_plan(Some("0"), true, 9, h100_l2, 22016 * 4096), 0);
+        assert_eq!(gu_pf_plan(Some("8"), true, 9, h100_l2, 11264 * 2048), 8 * MB);
+        assert_eq!(gu_pf_plan(Some(" 24 "), true, 8, h100_l2, 11264 * 2048), 24 * MB);
     }
 
     /// H100 SXM: 132 SMs, 228 KB of shared memory per SM, 1 KB reserved per block.
