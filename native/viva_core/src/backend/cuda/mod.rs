@@ -1652,9 +1652,10 @@ impl CudaModel {
         ];
         // Block 0's 1024 (clock, phase) marks, then every block's (arrival, release) stamps of up to 128 grid
         // barriers (kernels/persist.cu PK_PROF_MAX, PK_BAR_MAX).
+        const MARK_WORDS: usize = 2 * 1024;
         const BARS: usize = 128;
         let nb = p.blocks as usize;
-        let words = 2 * 1024 + 2 * BARS * nb;
+        let words = MARK_WORDS + 2 * BARS * nb;
         let buf = Buf::zeros(&c.stream, words * 8)?;
         self.write_step(c, token, c.len)?;
         self.launch_persist(c, p, buf.ptr)?;
@@ -1670,7 +1671,7 @@ impl CudaModel {
             .max(1) as f64;
         let words: Vec<u64> = raw.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect();
         let marks: Vec<(u64, usize)> =
-            words[..2 * 1024].chunks_exact(2).map(|w| (w[0], w[1] as usize)).take_while(|&(t, _)| t != 0).collect();
+            words[..MARK_WORDS].chunks_exact(2).map(|w| (w[0], w[1] as usize)).take_while(|&(t, _)| t != 0).collect();
         let mut out: Vec<(String, f64, usize)> = Vec::new();
         for w in marks.windows(2) {
             let us = w[1].0.wrapping_sub(w[0].0) as f64 / khz * 1e3;
@@ -1685,7 +1686,7 @@ impl CudaModel {
         }
         // Grid barriers over all blocks (%globaltimer, ns): how far apart the blocks arrive, and how long after the
         // last arrival the first and the last block are released.
-        let stamps = &words[2 * 1024..];
+        let stamps = &words[MARK_WORDS..];
         let (mut spread, mut first, mut last, mut n) = (0f64, 0f64, 0f64, 0usize);
         for i in 0..BARS {
             let at = |b: usize, k: usize| stamps[2 * (b * BARS + i) + k];
