@@ -372,6 +372,58 @@ fn fp8_tc_attention_matches_gqa() {
     }
 }
 
+/// The tensor-parallel decode kernel (kernels/tp.cu, opt-in `VIVA_TENSOR_DECODE=tp`) against the multi-kernel path
+/// on the same packed weights: on both fixtures, and on random checkpoints of head_dim 64 with 8 query heads a KV
+/// head (the TinyLlama-1.1B layer shape), 128 with 4 and 32 with 4. The 700-token prompt gives every block of an
+/// attention cluster more than one 32-position chunk; the greedy check in `compare_fp8_on` runs the kernel inside
+/// the captured graph for 200 steps.
+#[test]
+fn fp8_tensor_parallel_matches_kernels() {
+    if !cuda() {
+        return;
+    }
+    for name in ["stories260k", "bytelevel-tiny"] {
+        let Some((multi, tp)) = load_pair(name, "VIVA_TENSOR_DECODE", "kernels", "tp") else { return };
+        if tp.decode_attention() != "tensor-parallel kernel" {
+            println!("SKIPPED: {name}: the tensor-parallel decode kernel is not used ({})", tp.decode_attention());
+            continue;
+        }
+        compare_fp8(name, "tensor-parallel kernel vs multi-kernel fp8", &multi, &tp);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for (hidden, intermediate, heads, kv_heads) in
+        [(2048usize, 5632usize, 32usize, 4usize), (1024, 2816, 8, 2), (512, 1376, 16, 4)]
+    {
+        let shape = viva_core::testckpt::Shape {
+            hidden,
+            intermediate,
+            layers: 2,
+            heads,
+            kv_heads,
+            vocab: 640,
+            max_pos: 2048,
+            tie_embeddings: false,
+        };
+        let dir = tmp.path().join(format!("h{hidden}"));
+        viva_core::testckpt::write_checkpoint(&dir, &shape, 11, StoredDtype::Bf16, 1).unwrap();
+        let multi = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
+        std::env::set_var("VIVA_TENSOR_DECODE", "tp");
+        let tp = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
+        std::env::remove_var("VIVA_TENSOR_DECODE");
+        let name = format!("random hidden {hidden} hd {} g {}", hidden / heads, heads / kv_heads);
+        if tp.decode_attention() != "tensor-parallel kernel" {
+            println!("SKIPPED: {name}: the tensor-parallel decode kernel is not used ({})", tp.decode_attention());
+            continue;
+        }
+        let prompts: Vec<Vec<u32>> =
+            [5u32, 700].iter().map(|&n| (0..n).map(|i| 3 + (i * 7919 + n) % 600).collect()).collect();
+        let (agree, rel, rel_max) =
+            compare_fp8_on(&name, "tensor-parallel kernel vs multi-kernel fp8", &multi, &tp, &prompts, 40, false);
+        assert!(rel < 5e-3 && rel_max < 2e-2, "{name}: logits differ by {rel} (max {rel_max})");
+        assert!(agree >= 0.8, "{name}: top-1 agreement {agree}");
+    }
+}
+
 /// One FP8 scale per row (v14, `VIVA_TENSOR_FP8_BLOCK=row`) against blocks of 128, both against the CPU f32 path,
 /// on random checkpoints whose rows span several pieces (K 512 to 2816, so per-row and per-block scales differ):
 /// E4M3 is a float format, so a scale per row loses precision only below 2^-15 of the row's largest value, and the

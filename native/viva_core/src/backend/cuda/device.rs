@@ -13,13 +13,14 @@ use std::ffi::c_void;
 use std::sync::{Arc, OnceLock};
 
 /// The kernel sources, in the order they are concatenated for NVRTC (the header first).
-const SOURCES: [(&str, &str); 6] = [
+const SOURCES: [(&str, &str); 7] = [
     ("common.cuh", include_str!("../../../kernels/common.cuh")),
     ("misc.cu", include_str!("../../../kernels/misc.cu")),
     ("gemv.cu", include_str!("../../../kernels/gemv.cu")),
     ("gemm.cu", include_str!("../../../kernels/gemm.cu")),
     ("attention.cu", include_str!("../../../kernels/attention.cu")),
     ("persist.cu", include_str!("../../../kernels/persist.cu")),
+    ("tp.cu", include_str!("../../../kernels/tp.cu")),
 ];
 
 /// Runs `f`, turning a panic inside cudarc (a library or symbol it could not load) into an error.
@@ -114,6 +115,8 @@ pub struct Kernels {
     pub glu: CudaFunction,
     /// The persistent FP8 decode step (kernels/persist.cu; sm_90+, empty on older chips).
     pub persist: CudaFunction,
+    /// The tensor-parallel persistent FP8 decode step (kernels/tp.cu; sm_90+, empty on older chips).
+    pub tp: CudaFunction,
 }
 
 /// One GPU: context, kernels and the facts the launch shapes depend on.
@@ -132,6 +135,8 @@ pub struct Device {
     pub l2_bytes: usize,
     /// Dynamic shared memory the persistent decode kernel may use (after its static arrays).
     pub persist_smem: usize,
+    /// The same for the tensor-parallel decode kernel (kernels/tp.cu).
+    pub tp_smem: usize,
     /// Launch with programmatic dependent launch (sm_90+, `VIVA_TENSOR_PDL=0` turns it off).
     pub pdl: bool,
     /// The kernels carry the timeline marks (`VIVA_TENSOR_TIMELINE=1` when the device was created; bench only).
@@ -203,7 +208,8 @@ impl Device {
             attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR)?.max(0) as usize;
         let block_reserved_smem =
             attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK)?.max(0) as usize;
-        let l2_bytes = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE).map_or(0, |v| v.max(0) as usize);
+        let l2_bytes =
+            attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE).map_or(0, |v| v.max(0) as usize);
         if cc.0 < 8 {
             return Err(Error::CudaUnavailable(format!(
                 "{name} has compute capability {}.{}; the CUDA backend needs 8.0 or newer (bf16 tensor cores)",
@@ -260,6 +266,7 @@ impl Device {
             split_bf16: f("split_bf16")?,
             glu: f("glu_rows")?,
             persist: f("decode_persist")?,
+            tp: f("decode_tp")?,
         };
         // The GEMV stages its input row (Kp f32) in dynamic shared memory: allow the device's maximum.
         let static_smem = 2048;
@@ -293,6 +300,18 @@ impl Device {
                 persist_smem as i32,
             )
             .map_err(|e| drv("shared memory opt-in", e))?;
+        // The same for the tensor-parallel kernel, whose clusters of 16 blocks need the non-portable size (sm_90+).
+        let tp_static =
+            k.tp.get_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES)
+                .map_err(|e| drv("function attribute", e))?
+                .max(0) as usize;
+        let tp_smem = (max_smem + static_smem).saturating_sub(tp_static);
+        k.tp.set_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, tp_smem as i32)
+            .map_err(|e| drv("shared memory opt-in", e))?;
+        if cc.0 >= 9 {
+            k.tp.set_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1)
+                .map_err(|e| drv("cluster size opt-in", e))?;
+        }
         let pdl = cc.0 >= 9 && std::env::var("VIVA_TENSOR_PDL").map(|v| v != "0").unwrap_or(true);
         // One query per kernel; the first failure (an older driver) skips the rest.
         let mut params = HashMap::new();
@@ -313,6 +332,7 @@ impl Device {
             block_reserved_smem,
             l2_bytes,
             persist_smem,
+            tp_smem,
             pdl,
             timeline,
             tc_tma,

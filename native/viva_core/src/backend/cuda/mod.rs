@@ -14,6 +14,7 @@
 
 pub mod device;
 pub mod pack;
+pub mod tp;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -439,6 +440,26 @@ pub struct CudaModel {
     norm_fuse: bool,
     /// The persistent decode kernel's launch plan (FP8 on sm_90+, opt-in with `VIVA_TENSOR_PERSIST=1`).
     persist: Option<Persist>,
+    /// The tensor-parallel decode kernel's plan (kernels/tp.cu; FP8 with per-row scales on sm_90+, opt-in with
+    /// `VIVA_TENSOR_DECODE=tp`).
+    tp: Option<TpPlan>,
+}
+
+/// Launch plan of the tensor-parallel decode kernel (kernels/tp.cu, backend/cuda/tp.rs; docs/gpu.md v17).
+struct TpPlan {
+    shape: tp::TpShape,
+    /// Every block's weight streams, their offsets `[(layers + 1) * blocks]`, the per-block plan (8 i32 a block)
+    /// and per layer 6 pointers: attention norm, ffn norm, and the row scales of q/k/v, o, gate/up, down.
+    ws: Buf,
+    soff: Buf,
+    bplan: Buf,
+    lplan: Buf,
+    nslots: usize,
+    hmax: usize,
+    lmax: usize,
+    smem: usize,
+    /// Bulk copies in flight per block at most (`VIVA_TENSOR_TP_CAP`; 0: the ring's depth).
+    cap: i32,
 }
 
 /// Launch plan of the persistent FP8 decode kernel (kernels/persist.cu; docs/gpu.md, v8).
@@ -599,7 +620,9 @@ pub struct CudaCache {
     pml: Buf,  // f32 [heads, nsplit, 2]         partial max / sum
     cnt: Buf,  // i32 [heads]                    split completion counters
     ss: Buf,   // f32 [4 layers + 1]               fused norm statistics (sum of squares per RMSNorm), x' maxima
-    sync: Buf, // u32 [8]  persistent kernel: grid barrier counter, argmax key, done counter (self-resetting)
+    sync: Buf, // u32 [8]  persistent kernels: grid barrier counter, argmax key, done counter; [5] tp's step epoch
+    /// The tensor-parallel kernel's global exchange words (4 x clusters x hidden / 2 of 16 bytes).
+    xll: Option<Buf>,
     pre: Option<Prefill>,
     graph: Option<Graph>,
     pinned: Option<Pinned>,
@@ -787,6 +810,12 @@ impl CudaModel {
         } else {
             persist_plan(&dev, &stream, cfg, &layers, format)?
         };
+        // Opt-in (`VIVA_TENSOR_DECODE=tp`) until it is measured faster (docs/gpu.md, v17).
+        let tp = if persist.is_none() && env("VIVA_TENSOR_DECODE").is_some_and(|v| v == "tp") {
+            tp_plan(&dev, &stream, cfg, &layers, &lm_head, format)?
+        } else {
+            None
+        };
         Ok(CudaModel {
             dev,
             stream,
@@ -812,17 +841,20 @@ impl CudaModel {
             attn_tc,
             norm_fuse,
             persist,
+            tp,
         })
     }
 
     /// Does decode run as the one persistent kernel (kernels/persist.cu)?
     pub fn persistent_decode(&self) -> bool {
-        self.persist.is_some()
+        self.persist.is_some() || self.tp.is_some()
     }
 
     /// The decode step's attention kernel (see `Model::decode_attention`).
     pub fn decode_attention(&self) -> &'static str {
-        if self.persist.is_some() {
+        if self.tp.is_some() {
+            "tensor-parallel kernel"
+        } else if self.persist.is_some() {
             "persistent kernel"
         } else if self.attn_tc.is_some() {
             "tensor-core cluster"
@@ -885,6 +917,7 @@ impl CudaModel {
             cnt: f(c.num_heads)?,
             ss: f(4 * c.num_layers + 1)?,
             sync: f(8)?,
+            xll: self.tp.as_ref().map(|p| Buf::zeros(&s, 4 * p.shape.ncl * c.hidden_size * 8)).transpose()?,
             pre: None,
             graph: None,
             pinned: None,
@@ -1323,6 +1356,10 @@ impl CudaModel {
             self.launch_persist(c, p, 0)?;
             return mark("persistent decode step");
         }
+        if let Some(p) = &self.tp {
+            self.launch_tp(c, p, 0)?;
+            return mark("tensor-parallel decode step");
+        }
         self.dev.launch(
             s,
             &k.embed,
@@ -1364,7 +1401,18 @@ impl CudaModel {
             let ss = (slot(2 * li + 1), 0);
             self.gemv(s, &l.gate_up, c.x.ptr, Some(&l.ffn_norm), c.act.ptr, 2, ss, (0, act_max(li)), tl(j + 3), NO_PF)?;
             mark("norm+gate/up gemv+silu")?;
-            self.gemv(s, &l.down, c.act.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 2)), (act_max(li), 0), tl(j + 4), NO_PF)?;
+            self.gemv(
+                s,
+                &l.down,
+                c.act.ptr,
+                None,
+                c.x.ptr,
+                1,
+                (0, slot(2 * li + 2)),
+                (act_max(li), 0),
+                tl(j + 4),
+                NO_PF,
+            )?;
             mark("down gemv+residual")?;
         }
         let last = slot(2 * cfg.num_layers);
@@ -1429,6 +1477,53 @@ impl CudaModel {
         ];
         let smem = (p.nslots * p.slot_bytes + p.xs_bytes + p.x16_bytes + p.acc_rows * 4) as u32;
         self.dev.launch_ex(&c.stream, &self.dev.k.persist, (p.blocks, 1, 1), 288, smem, &args, LaunchMode::Cooperative)
+    }
+
+    /// The whole decode step as one launch of the tensor-parallel kernel, in clusters of `tp::CLUSTER` blocks.
+    /// `prof`: 0, or a device buffer of blocks x `TP_PROF_MAX` (time, phase) pairs (profiling only).
+    fn launch_tp(&self, c: &CudaCache, p: &TpPlan, prof: u64) -> Result<()> {
+        let cfg = &self.cfg;
+        let s = &p.shape;
+        let xll =
+            c.xll.as_ref().ok_or_else(|| Error::Cuda("the cache has no tensor-parallel exchange buffer".into()))?;
+        let args = [
+            Arg::P(p.ws.ptr),
+            Arg::P(p.soff.ptr),
+            Arg::P(p.bplan.ptr),
+            Arg::P(p.lplan.ptr),
+            Arg::P(self.lm_head.s.as_ref().map_or(0, |b| b.ptr)),
+            Arg::P(self.norm.w.ptr),
+            Arg::P(self.embed.ptr),
+            Arg::P(self.rope.ptr),
+            Arg::I(cfg.num_layers as i32),
+            Arg::I(cfg.num_heads as i32),
+            Arg::I(cfg.num_kv_heads as i32),
+            Arg::I(cfg.head_dim as i32),
+            Arg::I(cfg.hidden_size as i32),
+            Arg::I(cfg.intermediate_size as i32),
+            Arg::I(cfg.vocab_size as i32),
+            Arg::F(cfg.rms_norm_eps as f32),
+            Arg::F(1.0 / (cfg.head_dim as f32).sqrt()),
+            Arg::P(c.kc.ptr),
+            Arg::P(c.vc.ptr),
+            Arg::I(cfg.max_position_embeddings as i32),
+            Arg::I64((c.layer_bytes / 2) as i64),
+            Arg::P(c.step.ptr),
+            Arg::P(c.logits.ptr),
+            Arg::P(xll.ptr),
+            Arg::P(c.sync.ptr),
+            Arg::I(p.nslots as i32),
+            Arg::I(s.xbs as i32),
+            Arg::I(p.hmax as i32),
+            Arg::I(s.kph as i32),
+            Arg::I(s.kpo as i32),
+            Arg::I(p.cap),
+            Arg::I(p.lmax as i32),
+            Arg::P(prof),
+        ];
+        let grid = (s.nblk as u32, 1, 1);
+        let mode = LaunchMode::Cluster(tp::CLUSTER as u32);
+        self.dev.launch_ex(&c.stream, &self.dev.k.tp, grid, 288, p.smem as u32, &args, mode)
     }
 
     /// Prefill: all `tokens` in one pass (GEMMs + causal attention), logits of the last one.
@@ -1526,6 +1621,9 @@ impl CudaModel {
             if tokens.len() == 1 {
                 if let Some(p) = &self.persist {
                     return self.profile_persist(c, p, tokens[0]);
+                }
+                if let Some(p) = &self.tp {
+                    return self.profile_tp(c, p, tokens[0]);
                 }
             }
             let mut prof = Some(Prof { events: Vec::new() });
@@ -1637,6 +1735,79 @@ impl CudaModel {
     /// One persistent decode step with the kernel's phase marks (block 0, thread 0: clock64 at the end of each
     /// phase), summed per phase and converted at the device's nominal SM clock. "tiles" rows are warp 0's own
     /// tiles; the barrier row includes waiting for the block's other warps.
+    /// One tensor-parallel decode step with every block's phase stamps (kernels/tp.cu `mark`): the mean time of each
+    /// phase per occurrence, for the first block of an attention cluster and of the first other cluster, and the
+    /// latest of all blocks.
+    fn profile_tp(&self, c: &mut CudaCache, p: &TpPlan, token: u32) -> Result<Vec<(String, f64, usize)>> {
+        const NAMES: [&str; 21] = [
+            "start",
+            "layer start (prefetch wait)",
+            "attn norm -> x'",
+            "q/k/v gemv",
+            "q/k/v all-gather",
+            "rope + kv write",
+            "attention partials",
+            "attention combine + all-gather",
+            "o x' + gemv",
+            "o global exchange",
+            "x all-gather",
+            "ffn norm -> x'",
+            "gate/up gemv (+ prefetch)",
+            "silu * up -> h'",
+            "down",
+            "down reduce-scatter",
+            "down global exchange",
+            "x all-gather (down)",
+            "final norm",
+            "lm_head gemv",
+            "argmax + finish",
+        ];
+        const MAX: usize = 512; // kernels/tp.cu TP_PROF_MAX
+        let nb = p.shape.nblk;
+        let buf = Buf::zeros(&c.stream, nb * MAX * 16)?;
+        self.write_step(c, token, c.len)?;
+        self.launch_tp(c, p, buf.ptr)?;
+        let mut raw = vec![0u8; nb * MAX * 16];
+        c.stream.memcpy_dtoh(&buf.mem.slice(0..raw.len()), &mut raw).map_err(|e| drv("profile download", e))?;
+        c.stream.synchronize().map_err(|e| drv("profile", e))?;
+        c.len += 1;
+        let words: Vec<u64> = raw.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect();
+        let marks = |b: usize| -> Vec<(u64, usize)> {
+            words[b * MAX * 2..(b + 1) * MAX * 2]
+                .chunks_exact(2)
+                .map(|w| (w[0], w[1] as usize))
+                .take_while(|&(t, _)| t != 0)
+                .collect()
+        };
+        let t0 = (0..nb).filter_map(|b| marks(b).first().map(|m| m.0)).min().unwrap_or(0);
+        let mut out: Vec<(String, f64, usize)> = Vec::new();
+        let other = (self.cfg.num_kv_heads * tp::CLUSTER).min(nb - 1);
+        for (who, b) in [("attention block 0", 0), ("other block", other)] {
+            let m = marks(b);
+            for w in m.windows(2) {
+                let us = w[1].0.saturating_sub(w[0].0) as f64 / 1e3;
+                let name = format!("{who}: {}", NAMES.get(w[1].1).copied().unwrap_or("?"));
+                match out.iter_mut().find(|(n, _, _)| *n == name) {
+                    Some(r) => {
+                        r.1 += us;
+                        r.2 += 1;
+                    }
+                    None => out.push((name, us, 1)),
+                }
+            }
+            if let Some(last) = m.last() {
+                out.push((
+                    format!("{who}: whole step (from the first block's start)"),
+                    last.0.saturating_sub(t0) as f64 / 1e3,
+                    1,
+                ));
+            }
+        }
+        let end = (0..nb).filter_map(|b| marks(b).last().map(|m| m.0)).max().unwrap_or(t0);
+        out.push(("all blocks: first start to last end".into(), end.saturating_sub(t0) as f64 / 1e3, 1));
+        Ok(out)
+    }
+
     fn profile_persist(&self, c: &mut CudaCache, p: &Persist, token: u32) -> Result<Vec<(String, f64, usize)>> {
         const NAMES: [&str; 10] = [
             "grid barrier (+ sibling warps)",
@@ -1755,6 +1926,111 @@ fn gu_pf_plan(var: Option<&str>, fp8: bool, sm_major: i32, l2_bytes: usize, gu_b
         None => 0,
         Some(v) => v.trim().parse::<usize>().map_or(0, |mib| mib.min(1 << 20) << 20),
     }
+}
+
+/// The tensor-parallel kernel's plan (asked for with `VIVA_TENSOR_DECODE=tp`), or `None`, with the reason on
+/// stderr, when the device, the format or the shapes do not fit it (`tp::TpShape::new`): sm_90+, FP8 with one
+/// scale per row, clusters of 16 blocks of 288 threads, one per SM, at least one cluster per KV head. The
+/// weights are read back from the device and repacked into one stream per block (`tp::build_streams`); the
+/// row-major copies stay for prefill.
+fn tp_plan(
+    dev: &Arc<Device>,
+    stream: &Arc<CudaStream>,
+    cfg: &Config,
+    layers: &[LayerW],
+    lm_head: &Lin,
+    format: Format,
+) -> Result<Option<TpPlan>> {
+    let why_not = |why: String| {
+        eprintln!("viva_tensor: tensor-parallel decode kernel not used: {why}");
+        Ok(None)
+    };
+    if format != (Format::Fp8 { block: pack::FP8_ROW }) {
+        return why_not("it needs FP8 weights with one scale per row (the default FP8 format)".into());
+    }
+    if dev.cc.0 < 9 {
+        return why_not(format!("it needs sm_90+, the device is sm_{}{}", dev.cc.0, dev.cc.1));
+    }
+    let cluster = tp::CLUSTER as u32;
+    // The shape with the most clusters the device could hold, to size shared memory; then the real count.
+    let probe = match tp::TpShape::new(cfg, cfg.num_kv_heads.max(1)) {
+        Ok(s) => s,
+        Err(why) => return why_not(why),
+    };
+    // Row buffers for up to 32 MLP units a block (TinyLlama's shape deals at most 9).
+    let hmax_bound = tp::hmax(&probe, &[0, 32, 0, 0]);
+    // lm_head tiles a block: at most ceil(vocab / 16 / blocks) for at least 1 cluster of 16 ... bounded the same way.
+    let lmax_bound = 16 * (cfg.vocab_size.div_ceil(16).div_ceil(tp::CLUSTER * cfg.num_kv_heads.max(1)) + 1);
+    let fixed = tp::smem_bytes(&probe, 0, hmax_bound, lmax_bound);
+    let nslots = ((dev.tp_smem.saturating_sub(fixed + 16 * 16)) / tp::SLOT).min(16);
+    if nslots < 4 {
+        return why_not(format!(
+            "{nslots} ring slots fit beside {fixed} bytes in {} bytes of shared memory",
+            dev.tp_smem
+        ));
+    }
+    let smem = tp::smem_bytes(&probe, nslots, hmax_bound, lmax_bound);
+    let grid = cluster * 16;
+    let ncl = dev.max_active_clusters(&dev.k.tp, grid, 288, smem as u32, cluster)?.clamp(0, 16) as usize;
+    let shape = match tp::TpShape::new(cfg, ncl) {
+        Ok(s) => s,
+        Err(why) => return why_not(why),
+    };
+    let plan = tp::block_plan(&shape, cfg.num_kv_heads);
+    let hmax = tp::hmax(&shape, &plan);
+    if hmax > hmax_bound || tp::lmax(&plan) > lmax_bound {
+        return why_not(format!("a block's rows ({hmax}) outgrow the shared memory planned for {hmax_bound}"));
+    }
+    let down_host = |l: &Lin| -> Result<Vec<u8>> {
+        let mut v = vec![0u8; l.n * l.kp];
+        stream.memcpy_dtoh(&l.w.mem.slice(0..v.len()), &mut v).map_err(|e| drv("weight download", e))?;
+        Ok(v)
+    };
+    let mut host: Vec<[Vec<u8>; 4]> = Vec::with_capacity(layers.len());
+    for l in layers {
+        host.push([down_host(&l.qkv)?, down_host(&l.o)?, down_host(&l.gate_up)?, down_host(&l.down)?]);
+    }
+    let lm_bytes = down_host(lm_head)?;
+    stream.synchronize().map_err(|e| drv("weight download", e))?;
+    fn mat<'a>(w: &'a [u8], l: &Lin) -> tp::Mat<'a> {
+        tp::Mat { w, n: l.n, kp: l.kp }
+    }
+    let mats: Vec<tp::LayerMats> = layers
+        .iter()
+        .zip(&host)
+        .map(|(l, h)| tp::LayerMats {
+            qkv: mat(&h[0], &l.qkv),
+            o: mat(&h[1], &l.o),
+            gate_up: mat(&h[2], &l.gate_up),
+            down: mat(&h[3], &l.down),
+        })
+        .collect();
+    let (bytes, soff) = tp::build_streams(&shape, cfg, &mats, mat(&lm_bytes, lm_head), &plan);
+    drop(mats);
+    drop(host);
+    let mut lplan: Vec<u8> = Vec::with_capacity(layers.len() * 48);
+    for l in layers {
+        let sc = |x: &Lin| x.s.as_ref().map_or(0, |b| b.ptr);
+        let ptrs = [l.attn_norm.w.ptr, l.ffn_norm.w.ptr, sc(&l.qkv), sc(&l.o), sc(&l.gate_up), sc(&l.down)];
+        lplan.extend(ptrs.iter().flat_map(|p| p.to_le_bytes()));
+    }
+    let cap = std::env::var("VIVA_TENSOR_TP_CAP").ok().and_then(|v| v.trim().parse::<i32>().ok()).unwrap_or(2);
+    let plan_bytes: Vec<u8> = plan.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let soff_bytes: Vec<u8> = soff.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let tp = TpPlan {
+        ws: Buf::from_bytes(stream, &bytes)?,
+        soff: Buf::from_bytes(stream, &soff_bytes)?,
+        bplan: Buf::from_bytes(stream, &plan_bytes)?,
+        lplan: Buf::from_bytes(stream, &lplan)?,
+        nslots,
+        hmax: hmax_bound,
+        lmax: lmax_bound,
+        smem,
+        cap: cap.clamp(0, nslots as i32 - 1),
+        shape,
+    };
+    stream.synchronize().map_err(|e| drv("weight upload", e))?;
+    Ok(Some(tp))
 }
 
 /// The persistent kernel's plan for this model (asked for with `VIVA_TENSOR_PERSIST=1`), or `None`, with the
