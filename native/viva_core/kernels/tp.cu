@@ -181,6 +181,8 @@ struct Tp {
   u32 n;   // cluster exchanges done
   u32 g;   // global exchanges done
   u32 seq0;
+  u64 waited;  // profiling: ns thread 0 spent waiting for ring slots (only counted when `timed`)
+  bool timed;
   int C, rank, cl, ncl, warp, lane, tid, nslots, xbs, P, hidden;
   uint4* xll;
 };
@@ -224,7 +226,13 @@ __device__ __forceinline__ void tp_layout(Tp& t, u8* smem, int hidden, int kmax,
 // can hand back a slot two fills ahead); `tp_done` hands it back (the empty barrier counts the 8 warps).
 __device__ __forceinline__ const u8* tp_slot(Tp& t) {
   const u32 s = t.it % (u32)t.nslots;
-  tp_wait_cta(t.full + s, (t.it / (u32)t.nslots) & 1u);
+  if (t.timed) {
+    const u64 t0 = tp_now();
+    tp_wait_cta(t.full + s, (t.it / (u32)t.nslots) & 1u);
+    t.waited += tp_now() - t0;
+  } else {
+    tp_wait_cta(t.full + s, (t.it / (u32)t.nslots) & 1u);
+  }
   return t.ring + (size_t)s * TP_SLOT;
 }
 __device__ __forceinline__ void tp_done(Tp& t) {
@@ -354,18 +362,23 @@ __device__ void tp_gemv(Tp& t, int ntiles, int kp, float* rows) {
 #endif
         const int tile = pa / ppt, kk0 = (pa % ppt) * 32;
         const uint4* src = (const uint4*)(s + (size_t)(pa - ps) * 512) + t.lane;
+        // All loads first, then the math (no branch in between, so the four pairs' latencies overlap): every lane
+        // reads x' at its q (lanes of one q read one address), lanes g != 0 then zero it (B's column 0 only).
+        uint4 wv[4];
+        u32 xb[4][4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          wv[j] = src[j * 32];
+          const int k2 = ((kk0 + 32 * j) >> 1) + q;
+#pragma unroll
+          for (int e = 0; e < 4; ++e) xb[j][e] = xv[k2 + 4 * e];
+        }
+        const u32 keep = g == 0 ? 0xffffffffu : 0u;
         float d[4][4] = {};  // one accumulator per pair: four independent mma chains
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
-          const uint4 w = src[j * 32];
-          const int kk = kk0 + 32 * j;
-          u32 b0 = 0, b1 = 0, b2 = 0, b3 = 0;
-          if (g == 0) {
-            b0 = xv[(kk >> 1) + q];
-            b1 = xv[(kk >> 1) + 4 + q];
-            b2 = xv[(kk >> 1) + 8 + q];
-            b3 = xv[(kk >> 1) + 12 + q];
-          }
+          const uint4 w = wv[j];
+          const u32 b0 = xb[j][0] & keep, b1 = xb[j][1] & keep, b2 = xb[j][2] & keep, b3 = xb[j][3] & keep;
           u32 a0, a1, a2, a3;
           fp8x4_to_f16x2(w.x, &a0, &a1);
           fp8x4_to_f16x2(w.y, &a2, &a3);
@@ -405,6 +418,30 @@ __device__ void tp_down(Tp& t, int ht, int nu, float inv, float* out) {
   for (int s0 = 0; s0 < total; s0 += 128) {
     const u8* s = tp_slot(t);
     const int s1 = min(total, s0 + 128);
+#if !defined(TP_NOMATH)
+    if (ht == 128) {
+      // One whole unit a slot (hidden 2048): 16 row tiles a warp, loads first, no branch between the mma.
+      const int u = s0 / ht;
+      const u32 b0 = hv[u * 4 + q] & (g == 0 ? 0xffffffffu : 0u);
+#pragma unroll
+      for (int h = 0; h < TP_DOWN_ACC; h += 8) {  // two halves of 8 loads, to stay in registers
+        u32 wv[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) wv[j] = ((const u32*)(s + (size_t)(t.warp + 8 * (h + j)) * 128))[t.lane];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          u32 a0, a1;
+          fp8x4_to_f16x2(wv[j], &a0, &a1);
+          float d[4] = {0.f, 0.f, 0.f, 0.f};
+          tp_mma_k8(d, a0, a1, b0);
+          r0[h + j] += d[0];
+          r8[h + j] += d[2];
+        }
+      }
+      tp_done(t);
+      continue;
+    }
+#endif
     for (int u = s0 / ht; u * ht < s1; ++u) {
       const u32 b0 = g == 0 ? hv[u * 4 + q] : 0u;
 #pragma unroll
@@ -525,6 +562,8 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
   t.P = hidden / t.C;
   t.xll = xll;
   t.it = t.n = t.g = 0;
+  t.waited = 0;
+  t.timed = prof != nullptr && threadIdx.x == 0;
   const int G = H / KVH, qvn = (G + 2) * hd, natt = G * hd;
   const int TQ0 = (qvn + 15) / 16, nqmax0 = 16 * ((TQ0 + (int)C - 1) / (int)C);
   tp_layout(t, tp_smem, hidden, max(kph, kpo), t.C, xbs, qvn, natt, hmax, t.P, hd, nqmax0, lmax);
@@ -555,16 +594,29 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
       u64 policy;
       asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
       u32 it = 0;
+      // Profiling: per layer, the ns spent waiting for a free slot (the ring full) and for copies to land (the cap).
+      u64 w_full = 0, w_cap = 0;
       auto issue = [&](const u8* src, u32 bytes) {
         for (u32 off = 0; off < bytes; off += TP_SLOT, ++it) {
           const u32 n = min((u32)TP_SLOT, bytes - off), s = it % (u32)nslots, round = it / (u32)nslots;
+          const u64 t0 = prof ? tp_now() : 0;
           if (round > 0) tp_wait_cta(t.empty + s, (round - 1) & 1u);
+          const u64 t1 = prof ? tp_now() : 0;
           if (cap > 0 && it >= (u32)cap) tp_wait_cta(t.full + (it - cap) % (u32)nslots, ((it - cap) / (u32)nslots) & 1u);
+          if (prof) {
+            w_full += t1 - t0;
+            w_cap += tp_now() - t1;
+          }
           mbar_expect(t.full + s, n);
           bulk_g2s(t.ring + (size_t)s * TP_SLOT, src + off, n, t.full + s, policy);
         }
       };
       for (int l = 0; l <= nlayers; ++l) {
+        if (prof && l > 0 && l <= TP_PROF_MAX / 4) {
+          prof[((size_t)b * TP_PROF_MAX + TP_PROF_MAX / 2 + l - 1) * 2] = w_full;
+          prof[((size_t)b * TP_PROF_MAX + TP_PROF_MAX / 2 + l - 1) * 2 + 1] = w_cap;
+          w_full = w_cap = 0;
+        }
         const u8* src = ws + soff[(size_t)l * gridDim.x + b];
         if (l == nlayers) {
           issue(src, by_lm);
@@ -599,14 +651,24 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
     t.rcs[2 * j + 1] = s;
   }
   // prof != 0 (profiling only): thread 0 of every block stamps %globaltimer and a phase id at each phase's end
-  // (TP_PROF_MAX pairs a block; CudaModel::profile_tp names the phases).
+  // (the first half of its TP_PROF_MAX pairs; CudaModel::profile_tp names the phases).
   int pm = 0;
   auto mark = [&](int id) {
-    if (prof && t.tid == 0 && pm < TP_PROF_MAX) {
+    if (prof && t.tid == 0 && pm < TP_PROF_MAX / 2) {
       prof[((size_t)b * TP_PROF_MAX + pm) * 2] = tp_now();
       prof[((size_t)b * TP_PROF_MAX + pm) * 2 + 1] = (unsigned long long)id;
     }
     ++pm;
+  };
+  // Profiling: the ns thread 0 waited for ring slots since the last call, as (ns, id) after the producer's words.
+  int pv = 0;
+  auto mark_wait = [&](int id) {
+    if (prof && t.tid == 0 && pv < TP_PROF_MAX / 4) {
+      prof[((size_t)b * TP_PROF_MAX + 3 * TP_PROF_MAX / 4 + pv) * 2] = t.waited;
+      prof[((size_t)b * TP_PROF_MAX + 3 * TP_PROF_MAX / 4 + pv) * 2 + 1] = (unsigned long long)id;
+    }
+    t.waited = 0;
+    ++pv;
   };
   mark(0);
   prefetch(0);
@@ -624,6 +686,7 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
       float* mine = t.part;  // reused after the GEMV: this block's q/k/v values (nqmax)
       tp_gemv(t, nq, kph, t.hb);
       mark(3);
+      mark_wait(3);
       for (int i = t.tid; i < nqmax; i += TP_CONS) mine[i] = i < nq * 16 ? t.hb[i] * t.sq[i] * inv : 0.f;
       tp_sync();
       const float* all = tp_cx(t, mine, 0, nqmax, false);
@@ -771,6 +834,7 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
       for (int i = t.tid; i < P; i += TP_CONS) t.hb[i] *= t.so[i] * inv;
       tp_sync();
       mark(8);
+      mark_wait(8);
     }
     // x += o (the KVH attention clusters' partials of this block's rows), all-gathered in the cluster.
     float* sum = t.part;
@@ -794,6 +858,7 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
       mark(11);
       tp_gemv(t, nu, kph, t.hb);
       mark(12);
+      mark_wait(12);
       float amax = 0.f;
       for (int i = t.tid; i < nu * 8; i += TP_CONS) {
         const int u = i / 8, r = i % 8;
@@ -819,6 +884,7 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
       mark(13);
       tp_down(t, ht, nu, exp2i(-sh), t.x);  // t.x becomes the partial sums (this block's rows are in xr)
       mark(14);
+      mark_wait(14);
     }
     // Reduce-scatter in the cluster (block r: the sums of its P rows), then the global exchange over all clusters.
     {
@@ -868,6 +934,7 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
     }
   }
   mark(19);
+  mark_wait(19);
   warp_argmax(&best_v, &best_i);
   if (t.lane == 0) {
     bv[t.warp] = best_v;

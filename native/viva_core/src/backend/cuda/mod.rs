@@ -1773,7 +1773,7 @@ impl CudaModel {
         c.len += 1;
         let words: Vec<u64> = raw.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect();
         let marks = |b: usize| -> Vec<(u64, usize)> {
-            words[b * MAX * 2..(b + 1) * MAX * 2]
+            words[b * MAX * 2..b * MAX * 2 + MAX]
                 .chunks_exact(2)
                 .map(|w| (w[0], w[1] as usize))
                 .take_while(|&(t, _)| t != 0)
@@ -1802,6 +1802,24 @@ impl CudaModel {
                     1,
                 ));
             }
+            // Thread 0's waits for ring slots in each GEMV (value marks), and the producer's waits per layer for a
+            // free slot and for the copies in flight to land.
+            let vals = &words[b * MAX * 2 + 3 * MAX / 2..(b + 1) * MAX * 2];
+            for w in vals.chunks_exact(2).filter(|w| w[1] != 0) {
+                let name = format!("{who}: waiting for slots in: {}", NAMES.get(w[1] as usize).copied().unwrap_or("?"));
+                match out.iter_mut().find(|(n, _, _)| *n == name) {
+                    Some(r) => {
+                        r.1 += w[0] as f64 / 1e3;
+                        r.2 += 1;
+                    }
+                    None => out.push((name, w[0] as f64 / 1e3, 1)),
+                }
+            }
+            let prod = &words[b * MAX * 2 + MAX..b * MAX * 2 + 3 * MAX / 2];
+            let layers = self.cfg.num_layers.min(MAX / 4);
+            let (full, cap) = prod.chunks_exact(2).take(layers).fold((0u64, 0u64), |a, w| (a.0 + w[0], a.1 + w[1]));
+            out.push((format!("{who}: producer waiting for a free slot"), full as f64 / 1e3, layers));
+            out.push((format!("{who}: producer waiting on the cap"), cap as f64 / 1e3, layers));
         }
         let end = (0..nb).filter_map(|b| marks(b).last().map(|m| m.0)).max().unwrap_or(t0);
         out.push(("all blocks: first start to last end".into(), end.saturating_sub(t0) as f64 / 1e3, 1));
