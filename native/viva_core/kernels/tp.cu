@@ -177,7 +177,7 @@ struct Tp {
   float* rcs;
   float* xr;
   float* red;
-  u32 it;  // ring sequence number (consumers)
+  u32 slot, phase;  // the consumers' next ring slot and its fill's parity (counted, no division per slot)
   u32 n;   // cluster exchanges done
   u32 g;   // global exchanges done
   u32 seq0;
@@ -225,20 +225,22 @@ __device__ __forceinline__ void tp_layout(Tp& t, u8* smem, int hidden, int kmax,
 // Slot `idx` of the ring: wait until it has landed (every consumer warp waits for every slot, so that no warp
 // can hand back a slot two fills ahead); `tp_done` hands it back (the empty barrier counts the 8 warps).
 __device__ __forceinline__ const u8* tp_slot(Tp& t) {
-  const u32 s = t.it % (u32)t.nslots;
   if (t.timed) {
     const u64 t0 = tp_now();
-    tp_wait_cta(t.full + s, (t.it / (u32)t.nslots) & 1u);
+    tp_wait_cta(t.full + t.slot, t.phase);
     t.waited += tp_now() - t0;
   } else {
-    tp_wait_cta(t.full + s, (t.it / (u32)t.nslots) & 1u);
+    tp_wait_cta(t.full + t.slot, t.phase);
   }
-  return t.ring + (size_t)s * TP_SLOT;
+  return t.ring + (size_t)t.slot * TP_SLOT;
 }
 __device__ __forceinline__ void tp_done(Tp& t) {
   __syncwarp();
-  if (t.lane == 0) mbar_arrive(t.empty + t.it % (u32)t.nslots);
-  ++t.it;
+  if (t.lane == 0) mbar_arrive(t.empty + t.slot);
+  if (++t.slot == (u32)t.nslots) {
+    t.slot = 0;
+    t.phase ^= 1u;
+  }
 }
 
 // Cluster exchange: every block sends nfl floats (a multiple of 4) to every block of the cluster (scatter: the
@@ -302,6 +304,8 @@ __device__ void tp_gx(Tp& t, bool publish, const float* piece, int nsrc, float* 
 // x' (f16 into x16, zero-padded to kp) from n f32 values: times w * rs when w is given (RMSNorm; rs from the
 // sum of squares over the n values), rounded to bf16, scaled by 2^e (block max). Returns 2^-e.
 __device__ float tp_stage(Tp& t, const float* src, int n, int kp, const float* w, float eps) {
+  // (A bound on max |x'| instead of this pass, from max |w|, max |x| and the statistic, read the same speed in v17h and
+  // moved the logits a little further from the multi-kernel path's: not kept.)
   float rs = 1.f;
   if (w) {
     float ss = 0.f;
@@ -328,6 +332,8 @@ __device__ float tp_stage(Tp& t, const float* src, int n, int kp, const float* w
   for (int k = 0; k < 8; ++k) amax = fmaxf(amax, t.red[8 + k]);
   const int sh = f16_shift(amax);
   const float up = exp2i(sh);
+  // Stored in fragment order: within each 32-k block, the words a lane q reads for a pair's two mma (k 2q, 2q + 8,
+  // 16 + 2q, 24 + 2q and their neighbours) are adjacent, one 16-byte load (tp_gemv).
   for (int i = t.tid; i < kp; i += TP_CONS) {
     float v = 0.f;
     if (i < n) {
@@ -335,7 +341,8 @@ __device__ float tp_stage(Tp& t, const float* src, int n, int kp, const float* w
       if (w) v = w[i] * (v * rs);
       v = bf16_round(v) * up;
     }
-    t.x16[i] = f32_to_f16_bits(v);
+    const int wl = (i >> 1) & 15;
+    t.x16[(i & ~31) + 2 * (4 * (wl & 3) + (wl >> 2)) + (i & 1)] = f32_to_f16_bits(v);
   }
   tp_sync();
   return exp2i(-sh);
@@ -345,6 +352,8 @@ __device__ float tp_stage(Tp& t, const float* src, int n, int kp, const float* w
 // row sums (row 0 = the stage's first row) into rows[0, 16 ntiles), visible to every consumer thread on return.
 __device__ void tp_gemv(Tp& t, int ntiles, int kp, float* rows) {
   const int ppt = kp / 32, g = t.lane >> 2, q = t.lane & 3;
+  const bool pow2 = (ppt & (ppt - 1)) == 0;
+  const int lg = __ffs(ppt) - 1;
   const u32* xv = (const u32*)t.x16;
   float* pw = t.part + t.warp * 128;
   for (int tb = 0; tb < ntiles; tb += 8) {
@@ -360,25 +369,21 @@ __device__ void tp_gemv(Tp& t, int ntiles, int kp, float* rows) {
 #else
       if (pa < p1) {
 #endif
-        const int tile = pa / ppt, kk0 = (pa % ppt) * 32;
+        const int tile = pow2 ? pa >> lg : pa / ppt, kk0 = (pow2 ? pa & (ppt - 1) : pa % ppt) * 32;
         const uint4* src = (const uint4*)(s + (size_t)(pa - ps) * 512) + t.lane;
-        // All loads first, then the math (no branch in between, so the four pairs' latencies overlap): every lane
-        // reads x' at its q (lanes of one q read one address), lanes g != 0 then zero it (B's column 0 only).
-        uint4 wv[4];
-        u32 xb[4][4];
+        // All loads first, then the math (no branch in between, so the four pairs' latencies overlap). Every lane
+        // reads x' at its q: B's columns 1-7 (lanes g != 0) only feed D's columns 1-7, which are not used.
+        uint4 wv[4], xb[4];
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
           wv[j] = src[j * 32];
-          const int k2 = ((kk0 + 32 * j) >> 1) + q;
-#pragma unroll
-          for (int e = 0; e < 4; ++e) xb[j][e] = xv[k2 + 4 * e];
+          xb[j] = *(const uint4*)(xv + ((kk0 + 32 * j) >> 1) + 4 * q);
         }
-        const u32 keep = g == 0 ? 0xffffffffu : 0u;
         float d[4][4] = {};  // one accumulator per pair: four independent mma chains
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
           const uint4 w = wv[j];
-          const u32 b0 = xb[j][0] & keep, b1 = xb[j][1] & keep, b2 = xb[j][2] & keep, b3 = xb[j][3] & keep;
+          const u32 b0 = xb[j].x, b1 = xb[j].y, b2 = xb[j].z, b3 = xb[j].w;
           u32 a0, a1, a2, a3;
           fp8x4_to_f16x2(w.x, &a0, &a1);
           fp8x4_to_f16x2(w.y, &a2, &a3);
@@ -422,7 +427,7 @@ __device__ void tp_down(Tp& t, int ht, int nu, float inv, float* out) {
     if (ht == 128) {
       // One whole unit a slot (hidden 2048): 16 row tiles a warp, loads first, no branch between the mma.
       const int u = s0 / ht;
-      const u32 b0 = hv[u * 4 + q] & (g == 0 ? 0xffffffffu : 0u);
+      const u32 b0 = hv[u * 4 + q];  // B's columns 1-7 (lanes g != 0) feed only D's unused columns
 #pragma unroll
       for (int h = 0; h < TP_DOWN_ACC; h += 8) {  // two halves of 8 loads, to stay in registers
         u32 wv[8];
@@ -511,14 +516,16 @@ __device__ __forceinline__ void tp_prefetch(Tp& t, const TpPf& a, int l) {
       tp_cp4(t.sq + i, (const float*)lp[2] + (gi < a.qvn ? row : 0), gi < a.qvn);
     }
     for (int i = t.tid; i < P / 4; i += TP_CONS) tp_cp16(t.so + 4 * i, (const float*)lp[3] + t.rank * P + 4 * i);
-    const int np = min(32, a.pb - a.pa), h8 = hd / 8;
+    const int np = min(32, a.pb - a.pa), h8 = hd / 8, step = TP_CONS / h8;  // h8 divides 256 (hd <= 128)
     const u16* kcl = a.kc + (size_t)l * a.layer_elems + ((size_t)t.cl * a.max_pos) * hd;
     const u16* vcl = a.vc + (size_t)l * a.layer_elems + ((size_t)t.cl * a.max_pos) * hd;
-    for (int i = t.tid; i < 2 * np * h8; i += TP_CONS) {
-      const int which = i / (np * h8), rem = i % (np * h8), p = a.pa + rem / h8, d8 = rem % h8;
+    const int d8 = t.tid % h8;
+    for (int r = t.tid / h8; r < 2 * np; r += step) {  // rows np.. are V
+      const bool v = r >= np;
+      const int p = a.pa + (v ? r - np : r);
       if (p != a.pos)
-        tp_cp16(t.kvs + (size_t)which * 32 * rs16 + (size_t)(p - a.pa) * rs16 + d8 * 8,
-                (which ? vcl : kcl) + (size_t)p * hd + d8 * 8);
+        tp_cp16(t.kvs + (size_t)(v ? 32 : 0) * rs16 + (size_t)(p - a.pa) * rs16 + d8 * 8,
+                (v ? vcl : kcl) + (size_t)p * hd + d8 * 8);
     }
   }
   for (int i = t.tid; i < a.hidden / 4; i += TP_CONS) tp_cp16(t.nwf + 4 * i, (const float*)lp[1] + 4 * i);
@@ -561,7 +568,7 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
   t.hidden = hidden;
   t.P = hidden / t.C;
   t.xll = xll;
-  t.it = t.n = t.g = 0;
+  t.slot = t.phase = t.n = t.g = 0;
   t.waited = 0;
   t.timed = prof != nullptr && threadIdx.x == 0;
   const int G = H / KVH, qvn = (G + 2) * hd, natt = G * hd;

@@ -62,8 +62,8 @@ impl TpShape {
         if kvh > ncl || ncl > 16 {
             return Err(format!("it needs one cluster per KV head ({kvh}) and at most 16 clusters; {ncl} fit"));
         }
-        if hd % 8 != 0 || hd > 128 {
-            return Err(format!("it needs head_dim a multiple of 8 up to 128, not {hd}"));
+        if !hd.is_power_of_two() || !(8..=128).contains(&hd) {
+            return Err(format!("it needs head_dim a power of two from 8 to 128, not {hd}"));
         }
         let hidden = cfg.hidden_size;
         if !hidden.is_multiple_of(4 * CLUSTER) || hidden > 2048 {
