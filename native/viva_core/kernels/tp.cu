@@ -3,7 +3,7 @@
 // (one per SM) playing one "GPU". bench/gpu/tp_probe.cu measured the schedule before this was written.
 //
 // Status: opt-in (`VIVA_TENSOR_DECODE=tp`), matches the multi-kernel path (tests/cuda.rs), and is slower than it on
-// an H100 (v17f: 1016 against 1479 tok/s on the TinyLlama shape): the attention clusters' chain of small phases
+// an H100 (v17i: 1,120 against 1,477 tok/s on the TinyLlama shape): the attention clusters' chain of small phases
 // keeps the other clusters waiting, and the GEMV math is on the critical path (docs/gpu.md v17 has the profile).
 //
 // Why: the multi-kernel step hands activations over five times a layer (q/k/v -> attention -> o -> gate/up ->
