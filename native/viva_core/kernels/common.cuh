@@ -236,3 +236,44 @@ __device__ __forceinline__ uint4 ld_stream(const void* p) {
 }
 
 __device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
+// The end of a persistent decode step (persist.cu, tp.cu), by the consumer threads 0..255 of every block (named
+// barrier 1): the block's greedy argmax (lowest index on ties, NaN never wins), one 64-bit atomicMax of (ordered value
+// bits, ~index) into sync[2..3]; the last block to finish publishes step = [argmax, pos + 1], resets the key, the done
+// counter (sync[4]) and sync[0] (persist.cu's barrier), and advances sync[5] (tp.cu's step epoch). bv, bi: 8 entries
+// of shared memory.
+#if __CUDA_ARCH__ >= 900
+__device__ __forceinline__ void step_argmax_finish(float best_v, int best_i, float* bv, int* bi, u32* sync, int* step,
+                                                   int pos) {
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  warp_argmax(&best_v, &best_i);
+  if (lane == 0) {
+    bv[warp] = best_v;
+    bi[warp] = best_i;
+  }
+  asm volatile("bar.sync 1, 256;" ::: "memory");
+  if (tid != 0) return;
+  for (int w = 1; w < 8; ++w)
+    if (bv[w] > best_v || (bv[w] == best_v && bi[w] < best_i)) {
+      best_v = bv[w];
+      best_i = bi[w];
+    }
+  unsigned long long* key = (unsigned long long*)(sync + 2);
+  if (best_i != 0x7fffffff && !(best_v != best_v)) {
+    const u32 b = __float_as_uint(best_v);
+    const u32 ord = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+    atomicMax(key, ((unsigned long long)ord << 32) | (unsigned long long)(0xffffffffu - (u32)best_i));
+  }
+  __threadfence();
+  if (atomicAdd(sync + 4, 1u) == gridDim.x - 1) {
+    __threadfence();
+    const unsigned long long k = atomicExch(key, 0ull);
+    step[0] = k == 0ull ? 0 : (int)(0xffffffffu - (u32)(k & 0xffffffffull));
+    step[1] = pos + 1;
+    sync[0] = 0;
+    sync[4] = 0;
+    sync[5] = sync[5] + 1u;
+    __threadfence();
+  }
+}
+#endif

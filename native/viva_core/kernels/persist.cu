@@ -418,38 +418,8 @@ extern "C" __global__ void __launch_bounds__(PK_THREADS, 1)
   gemv(nlayers, 4, 3, logits, inv);
   mark(PK_P_LM);
 
-  // Greedy token: block argmax (lowest index on ties, NaN never wins), one 64-bit atomicMax of
-  // (ordered value bits, ~index); the last block to finish publishes it and resets the sync words.
-  const int warp = tid >> 5, lane = tid & 31;
-  warp_argmax(&best_v, &best_i);
-  if (lane == 0) {
-    bv[warp] = best_v;
-    bi[warp] = best_i;
-  }
-  cons_sync();
-  if (tid == 0) {
-    for (int w = 1; w < PK_WARPS; ++w)
-      if (bv[w] > best_v || (bv[w] == best_v && bi[w] < best_i)) {
-        best_v = bv[w];
-        best_i = bi[w];
-      }
-    unsigned long long* key = (unsigned long long*)(sync + 2);
-    if (best_i != 0x7fffffff && !(best_v != best_v)) {
-      const u32 b = __float_as_uint(best_v);
-      const u32 ord = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-      atomicMax(key, ((unsigned long long)ord << 32) | (unsigned long long)(0xffffffffu - (u32)best_i));
-    }
-    __threadfence();
-    if (atomicAdd(sync + 4, 1u) == gridDim.x - 1) {
-      __threadfence();
-      const unsigned long long k = atomicExch(key, 0ull);
-      step[0] = k == 0ull ? 0 : (int)(0xffffffffu - (u32)(k & 0xffffffffull));
-      step[1] = pos + 1;
-      sync[0] = 0;
-      sync[4] = 0;
-      __threadfence();
-    }
-  }
+  // Greedy token over the grid; the last block publishes it and resets the sync words (common.cuh).
+  step_argmax_finish(best_v, best_i, bv, bi, sync, step, pos);
   mark(PK_P_FINISH);
 #endif
 }

@@ -942,35 +942,7 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
   }
   mark(19);
   mark_wait(19);
-  warp_argmax(&best_v, &best_i);
-  if (t.lane == 0) {
-    bv[t.warp] = best_v;
-    bi[t.warp] = best_i;
-  }
-  tp_sync();
-  if (t.tid == 0) {
-    for (int w = 1; w < 8; ++w)
-      if (bv[w] > best_v || (bv[w] == best_v && bi[w] < best_i)) {
-        best_v = bv[w];
-        best_i = bi[w];
-      }
-    unsigned long long* key = (unsigned long long*)(sync + 2);
-    if (best_i != 0x7fffffff && !(best_v != best_v)) {
-      const u32 bits = __float_as_uint(best_v);
-      const u32 ord = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
-      atomicMax(key, ((unsigned long long)ord << 32) | (unsigned long long)(0xffffffffu - (u32)best_i));
-    }
-    __threadfence();
-    if (atomicAdd(sync + 4, 1u) == gridDim.x - 1) {
-      __threadfence();
-      const unsigned long long k = atomicExch(key, 0ull);
-      step[0] = k == 0ull ? 0 : (int)(0xffffffffu - (u32)(k & 0xffffffffull));
-      step[1] = pos + 1;
-      sync[4] = 0;
-      sync[5] = sync[5] + 1u;
-      __threadfence();
-    }
-  }
+  step_argmax_finish(best_v, best_i, bv, bi, sync, step, pos);
   mark(20);
   tp_cluster_sync();  // no block leaves while a peer may still store into its shared memory
 #endif

@@ -325,6 +325,42 @@ fn fp8_x_shift_without_block_max_matches_block_max() {
     }
 }
 
+/// A random checkpoint (2 layers, vocab 640, untied, bf16 stored) of this shape, written at `dir`.
+fn random_checkpoint(
+    dir: &Path,
+    hidden: usize,
+    intermediate: usize,
+    heads: usize,
+    kv_heads: usize,
+    max_pos: usize,
+    seed: u64,
+) {
+    let shape = viva_core::testckpt::Shape {
+        hidden,
+        intermediate,
+        layers: 2,
+        heads,
+        kv_heads,
+        vocab: 640,
+        max_pos,
+        tie_embeddings: false,
+    };
+    viva_core::testckpt::write_checkpoint(dir, &shape, seed, StoredDtype::Bf16, 1).unwrap();
+}
+
+/// Deterministic prompts of these lengths, ids in 3..603.
+fn prompts_of(lens: &[u32]) -> Vec<Vec<u32>> {
+    lens.iter().map(|&n| (0..n).map(|i| 3 + (i * 7919 + n) % 600).collect()).collect()
+}
+
+/// `dir` loaded on CUDA as FP8 with `vars` set during the load.
+fn load_fp8_with(dir: &Path, vars: &[(&str, &str)]) -> Model {
+    vars.iter().for_each(|(k, v)| std::env::set_var(k, v));
+    let m = load(dir, BackendKind::Cuda, WeightFormat::Fp8);
+    vars.iter().for_each(|(k, _)| std::env::remove_var(k));
+    m
+}
+
 /// The tensor-core decode attention (v11, the default on sm_90+ for FP8) against the v4 GQA kernel
 /// (`VIVA_TENSOR_ATTN=gqa`) on random checkpoints of head_dim 32 / 64 / 128 and query groups 4 / 8 / 1, after
 /// prompts of 700 and 1100 positions (22 and 35 tiles: some of a cluster's warps take two), with both ring depths.
@@ -337,35 +373,19 @@ fn fp8_tc_attention_matches_gqa() {
     }
     let tmp = tempfile::tempdir().unwrap();
     for (hidden, heads, kv_heads) in [(256usize, 8usize, 2usize), (512, 8, 1), (512, 4, 4)] {
-        let shape = viva_core::testckpt::Shape {
-            hidden,
-            intermediate: 2 * hidden,
-            layers: 2,
-            heads,
-            kv_heads,
-            vocab: 640,
-            max_pos: 2048,
-            tie_embeddings: false,
-        };
         let dir = tmp.path().join(format!("hd{}", hidden / heads));
-        viva_core::testckpt::write_checkpoint(&dir, &shape, 7, StoredDtype::Bf16, 1).unwrap();
-        std::env::set_var("VIVA_TENSOR_ATTN", "gqa");
-        let gqa = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
-        std::env::remove_var("VIVA_TENSOR_ATTN");
+        random_checkpoint(&dir, hidden, 2 * hidden, heads, kv_heads, 2048, 7);
+        let gqa = load_fp8_with(&dir, &[("VIVA_TENSOR_ATTN", "gqa")]);
         assert_eq!(gqa.decode_attention(), "gqa");
         for slots in ["1", "2"] {
-            std::env::set_var("VIVA_TENSOR_ATTN_SLOTS", slots);
-            let tc = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
-            std::env::remove_var("VIVA_TENSOR_ATTN_SLOTS");
+            let tc = load_fp8_with(&dir, &[("VIVA_TENSOR_ATTN_SLOTS", slots)]);
             let name = format!("random hd{} g{} slots {slots}", hidden / heads, heads / kv_heads);
             if tc.decode_attention() != "tensor-core cluster" {
                 println!("SKIPPED: {name}: the tensor-core decode attention is not used ({})", tc.decode_attention());
                 return;
             }
-            let prompts: Vec<Vec<u32>> =
-                [700u32, 1100].iter().map(|&n| (0..n).map(|i| 3 + (i * 7919 + n) % 600).collect()).collect();
             let (agree, rel, rel_max) =
-                compare_fp8_on(&name, "tensor-core vs gqa attention", &gqa, &tc, &prompts, 40, false);
+                compare_fp8_on(&name, "tensor-core vs gqa attention", &gqa, &tc, &prompts_of(&[700, 1100]), 40, false);
             assert!(rel < 5e-3 && rel_max < 2e-2, "{name}: logits differ by {rel} (max {rel_max})");
             assert!(agree >= 0.8, "{name}: top-1 agreement {agree}");
         }
@@ -394,31 +414,24 @@ fn fp8_tensor_parallel_matches_kernels() {
     for (hidden, intermediate, heads, kv_heads) in
         [(2048usize, 5632usize, 32usize, 4usize), (1024, 2816, 8, 2), (512, 1376, 16, 4)]
     {
-        let shape = viva_core::testckpt::Shape {
-            hidden,
-            intermediate,
-            layers: 2,
-            heads,
-            kv_heads,
-            vocab: 640,
-            max_pos: 2048,
-            tie_embeddings: false,
-        };
         let dir = tmp.path().join(format!("h{hidden}"));
-        viva_core::testckpt::write_checkpoint(&dir, &shape, 11, StoredDtype::Bf16, 1).unwrap();
-        let multi = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
-        std::env::set_var("VIVA_TENSOR_DECODE", "tp");
-        let tp = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
-        std::env::remove_var("VIVA_TENSOR_DECODE");
+        random_checkpoint(&dir, hidden, intermediate, heads, kv_heads, 2048, 11);
+        let multi = load_fp8_with(&dir, &[]);
+        let tp = load_fp8_with(&dir, &[("VIVA_TENSOR_DECODE", "tp")]);
         let name = format!("random hidden {hidden} hd {} g {}", hidden / heads, heads / kv_heads);
         if tp.decode_attention() != "tensor-parallel kernel" {
             println!("SKIPPED: {name}: the tensor-parallel decode kernel is not used ({})", tp.decode_attention());
             continue;
         }
-        let prompts: Vec<Vec<u32>> =
-            [5u32, 700].iter().map(|&n| (0..n).map(|i| 3 + (i * 7919 + n) % 600).collect()).collect();
-        let (agree, rel, rel_max) =
-            compare_fp8_on(&name, "tensor-parallel kernel vs multi-kernel fp8", &multi, &tp, &prompts, 40, false);
+        let (agree, rel, rel_max) = compare_fp8_on(
+            &name,
+            "tensor-parallel kernel vs multi-kernel fp8",
+            &multi,
+            &tp,
+            &prompts_of(&[5, 700]),
+            40,
+            false,
+        );
         assert!(rel < 5e-3 && rel_max < 2e-2, "{name}: logits differ by {rel} (max {rel_max})");
         assert!(agree >= 0.8, "{name}: top-1 agreement {agree}");
     }
@@ -438,31 +451,15 @@ fn fp8_row_scales_match_blocks_against_cpu() {
     }
     let tmp = tempfile::tempdir().unwrap();
     for (hidden, intermediate, heads) in [(512usize, 1376usize, 8usize), (1024, 2816, 8)] {
-        let shape = viva_core::testckpt::Shape {
-            hidden,
-            intermediate,
-            layers: 2,
-            heads,
-            kv_heads: heads / 2,
-            vocab: 640,
-            max_pos: 512,
-            tie_embeddings: false,
-        };
         let dir = tmp.path().join(format!("h{hidden}"));
-        viva_core::testckpt::write_checkpoint(&dir, &shape, 13, StoredDtype::Bf16, 1).unwrap();
+        random_checkpoint(&dir, hidden, intermediate, heads, heads / 2, 512, 13);
         let cpu = load(&dir, BackendKind::Cpu, WeightFormat::F32);
-        let with = |vars: &[(&str, &str)]| {
-            vars.iter().for_each(|(k, v)| std::env::set_var(k, v));
-            let m = load(&dir, BackendKind::Cuda, WeightFormat::Fp8);
-            vars.iter().for_each(|(k, _)| std::env::remove_var(k));
-            m
-        };
+        let with = |vars: &[(&str, &str)]| load_fp8_with(&dir, vars);
         let b128 = with(&[("VIVA_TENSOR_FP8_BLOCK", "128")]);
         let row = with(&[("VIVA_TENSOR_FP8_BLOCK", "row")]);
         let row_cc = with(&[("VIVA_TENSOR_FP8_BLOCK", "row"), ("VIVA_TENSOR_GEMV", "cuda-core")]);
         let name = format!("random hidden {hidden} intermediate {intermediate}");
-        let prompts: Vec<Vec<u32>> =
-            [5u32, 90].iter().map(|&n| (0..n).map(|i| 3 + (i * 7919 + n) % 600).collect()).collect();
+        let prompts = prompts_of(&[5, 90]);
         let (ba, br, n) = against_cpu(&cpu, &b128, &prompts, 40);
         let (ra, rr, _) = against_cpu(&cpu, &row, &prompts, 40);
         println!(
