@@ -1430,26 +1430,19 @@ impl CudaModel {
         mark("argmax")
     }
 
-    /// The whole decode step as one cooperative launch of the persistent kernel.
-    /// `prof`: 0, or a device buffer of 2 x 1024 u64 for the kernel's (clock, phase) marks (profiling only).
-    fn launch_persist(&self, c: &CudaCache, p: &Persist, prof: u64) -> Result<()> {
+    /// The model's dimensions as the persistent kernels take them: heads, KV heads, head_dim, hidden, intermediate,
+    /// vocabulary.
+    fn dims_args(&self) -> [Arg; 6] {
         let cfg = &self.cfg;
-        let l = &self.lm_head;
-        let args = [
-            Arg::P(p.plan.ptr),
-            Arg::I(cfg.num_layers as i32),
-            Arg::P(l.w.ptr),
-            Arg::P(l.s.as_ref().map_or(0, |b| b.ptr)),
-            Arg::P(self.norm.w.ptr),
-            Arg::P(self.embed.ptr),
-            Arg::P(self.rope.ptr),
-            Arg::I(cfg.num_heads as i32),
-            Arg::I(cfg.num_kv_heads as i32),
-            Arg::I(cfg.head_dim as i32),
-            Arg::I(cfg.hidden_size as i32),
-            Arg::I(cfg.intermediate_size as i32),
-            Arg::I(cfg.vocab_size as i32),
-            Arg::I(self.qblock()),
+        [cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size]
+            .map(|v| Arg::I(v as i32))
+    }
+
+    /// The persistent kernels' RMSNorm epsilon and attention scale, then the cache's K, V, context, layer stride (elements)
+    /// and step buffer.
+    fn cache_args(&self, c: &CudaCache) -> [Arg; 7] {
+        let cfg = &self.cfg;
+        [
             Arg::F(cfg.rms_norm_eps as f32),
             Arg::F(1.0 / (cfg.head_dim as f32).sqrt()),
             Arg::P(c.kc.ptr),
@@ -1457,6 +1450,24 @@ impl CudaModel {
             Arg::I(cfg.max_position_embeddings as i32),
             Arg::I64((c.layer_bytes / 2) as i64),
             Arg::P(c.step.ptr),
+        ]
+    }
+
+    /// The whole decode step as one cooperative launch of the persistent kernel.
+    /// `prof`: 0, or a device buffer of 2 x 1024 u64 for the kernel's (clock, phase) marks (profiling only).
+    fn launch_persist(&self, c: &CudaCache, p: &Persist, prof: u64) -> Result<()> {
+        let cfg = &self.cfg;
+        let l = &self.lm_head;
+        let head = [
+            Arg::P(p.plan.ptr),
+            Arg::I(cfg.num_layers as i32),
+            Arg::P(l.w.ptr),
+            Arg::P(l.s.as_ref().map_or(0, |b| b.ptr)),
+            Arg::P(self.norm.w.ptr),
+            Arg::P(self.embed.ptr),
+            Arg::P(self.rope.ptr),
+        ];
+        let tail = [
             Arg::P(c.x.ptr),
             Arg::P(c.qkv.ptr),
             Arg::P(c.att.ptr),
@@ -1475,6 +1486,7 @@ impl CudaModel {
             Arg::I(p.acc_rows as i32),
             Arg::P(prof),
         ];
+        let args = [&head[..], &self.dims_args(), &[Arg::I(self.qblock())], &self.cache_args(c), &tail].concat();
         let smem = (p.nslots * p.slot_bytes + p.xs_bytes + p.x16_bytes + p.acc_rows * 4) as u32;
         self.dev.launch_ex(&c.stream, &self.dev.k.persist, (p.blocks, 1, 1), 288, smem, &args, LaunchMode::Cooperative)
     }
@@ -1486,7 +1498,7 @@ impl CudaModel {
         let s = &p.shape;
         let xll =
             c.xll.as_ref().ok_or_else(|| Error::Cuda("the cache has no tensor-parallel exchange buffer".into()))?;
-        let args = [
+        let head = [
             Arg::P(p.ws.ptr),
             Arg::P(p.soff.ptr),
             Arg::P(p.bplan.ptr),
@@ -1496,19 +1508,8 @@ impl CudaModel {
             Arg::P(self.embed.ptr),
             Arg::P(self.rope.ptr),
             Arg::I(cfg.num_layers as i32),
-            Arg::I(cfg.num_heads as i32),
-            Arg::I(cfg.num_kv_heads as i32),
-            Arg::I(cfg.head_dim as i32),
-            Arg::I(cfg.hidden_size as i32),
-            Arg::I(cfg.intermediate_size as i32),
-            Arg::I(cfg.vocab_size as i32),
-            Arg::F(cfg.rms_norm_eps as f32),
-            Arg::F(1.0 / (cfg.head_dim as f32).sqrt()),
-            Arg::P(c.kc.ptr),
-            Arg::P(c.vc.ptr),
-            Arg::I(cfg.max_position_embeddings as i32),
-            Arg::I64((c.layer_bytes / 2) as i64),
-            Arg::P(c.step.ptr),
+        ];
+        let tail = [
             Arg::P(c.logits.ptr),
             Arg::P(xll.ptr),
             Arg::P(c.sync.ptr),
@@ -1521,6 +1522,7 @@ impl CudaModel {
             Arg::I(p.lmax as i32),
             Arg::P(prof),
         ];
+        let args = [&head[..], &self.dims_args(), &self.cache_args(c), &tail].concat();
         let grid = (s.nblk as u32, 1, 1);
         let mode = LaunchMode::Cluster(tp::CLUSTER as u32);
         self.dev.launch_ex(&c.stream, &self.dev.k.tp, grid, 288, p.smem as u32, &args, mode)
