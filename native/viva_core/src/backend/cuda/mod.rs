@@ -1734,12 +1734,10 @@ impl CudaModel {
         })
     }
 
-    /// One persistent decode step with the kernel's phase marks (block 0, thread 0: clock64 at the end of each
-    /// phase), summed per phase and converted at the device's nominal SM clock. "tiles" rows are warp 0's own
-    /// tiles; the barrier row includes waiting for the block's other warps.
-    /// One tensor-parallel decode step with every block's phase stamps (kernels/tp.cu `mark`): the mean time of each
-    /// phase per occurrence, for the first block of an attention cluster and of the first other cluster, and the
-    /// latest of all blocks.
+    /// One tensor-parallel decode step with every block's phase stamps (kernels/tp.cu `mark`): for the first block of
+    /// an attention cluster and of the first other cluster, each phase's time (summed, with its count), thread 0's
+    /// waits for ring slots per GEMV and the producer's waits per layer (for a free slot, on the cap); then the step
+    /// from the first block's start to the last block's end.
     fn profile_tp(&self, c: &mut CudaCache, p: &TpPlan, token: u32) -> Result<Vec<(String, f64, usize)>> {
         const NAMES: [&str; 21] = [
             "start",
@@ -1828,6 +1826,9 @@ impl CudaModel {
         Ok(out)
     }
 
+    /// One persistent decode step with the kernel's phase marks (block 0, thread 0: clock64 at the end of each
+    /// phase), summed per phase and converted at the device's nominal SM clock. "tiles" rows are warp 0's own
+    /// tiles; the barrier row includes waiting for the block's other warps.
     fn profile_persist(&self, c: &mut CudaCache, p: &Persist, token: u32) -> Result<Vec<(String, f64, usize)>> {
         const NAMES: [&str; 10] = [
             "grid barrier (+ sibling warps)",
@@ -1972,14 +1973,15 @@ fn tp_plan(
         return why_not(format!("it needs sm_90+, the device is sm_{}{}", dev.cc.0, dev.cc.1));
     }
     let cluster = tp::CLUSTER as u32;
-    // The shape with the most clusters the device could hold, to size shared memory; then the real count.
+    // Shared memory does not depend on the number of clusters: a shape at the fewest it takes (one per KV head) sizes
+    // it, then the occupancy query gives the real count.
     let probe = match tp::TpShape::new(cfg, cfg.num_kv_heads.max(1)) {
         Ok(s) => s,
         Err(why) => return why_not(why),
     };
     // Row buffers for up to 32 MLP units a block (TinyLlama's shape deals at most 9).
     let hmax_bound = tp::hmax(&probe, &[0, 32, 0, 0]);
-    // lm_head tiles a block: at most ceil(vocab / 16 / blocks) for at least 1 cluster of 16 ... bounded the same way.
+    // lm_head tiles of a block: at most one more than tiles / blocks, with at least 16 blocks per KV head.
     let lmax_bound = 16 * (cfg.vocab_size.div_ceil(16).div_ceil(tp::CLUSTER * cfg.num_kv_heads.max(1)) + 1);
     let fixed = tp::smem_bytes(&probe, 0, hmax_bound, lmax_bound);
     let nslots = ((dev.tp_smem.saturating_sub(fixed + 16 * 16)) / tp::SLOT).min(16);
@@ -1999,18 +2001,20 @@ fn tp_plan(
     let plan = tp::block_plan(&shape, cfg.num_kv_heads);
     let hmax = tp::hmax(&shape, &plan);
     if hmax > hmax_bound || tp::lmax(&plan) > lmax_bound {
-        return why_not(format!("a block's rows ({hmax}) outgrow the shared memory planned for {hmax_bound}"));
+        return why_not(format!(
+            "a block's rows ({hmax} or lm_head's) outgrow the shared memory planned for {hmax_bound}"
+        ));
     }
-    let down_host = |l: &Lin| -> Result<Vec<u8>> {
+    let download = |l: &Lin| -> Result<Vec<u8>> {
         let mut v = vec![0u8; l.n * l.kp];
         stream.memcpy_dtoh(&l.w.mem.slice(0..v.len()), &mut v).map_err(|e| drv("weight download", e))?;
         Ok(v)
     };
     let mut host: Vec<[Vec<u8>; 4]> = Vec::with_capacity(layers.len());
     for l in layers {
-        host.push([down_host(&l.qkv)?, down_host(&l.o)?, down_host(&l.gate_up)?, down_host(&l.down)?]);
+        host.push([download(&l.qkv)?, download(&l.o)?, download(&l.gate_up)?, download(&l.down)?]);
     }
-    let lm_bytes = down_host(lm_head)?;
+    let lm_bytes = download(lm_head)?;
     stream.synchronize().map_err(|e| drv("weight download", e))?;
     fn mat<'a>(w: &'a [u8], l: &Lin) -> tp::Mat<'a> {
         tp::Mat { w, n: l.n, kp: l.kp }
