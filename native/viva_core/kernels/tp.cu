@@ -44,7 +44,9 @@
 // Exchanges: in the cluster, st.async stores that complete on the receiver's mbarrier (two buffers and barriers
 // by parity); globally, 16-byte words {v0, seq, v1, seq} written by one store and polled by the readers (no
 // fence, no counter; four buffers in turn), seq = epoch (sync[5], advanced by the last block of each step) x (2 L + 2) + exchange + 1.
-// The final argmax is the persistent kernel's: a 64-bit atomicMax and a done counter (sync[2..4]).
+// The final argmax is the persistent kernel's: a 64-bit atomicMax and a done counter (sync[2..4]). Every wait
+// gives up after ~2 s with a trap (tp_watch): a broken protocol fails the launch with an error instead of hanging the
+// caller (the CUDA context is lost then; the VM is not).
 //
 // Small vectors (norm weights, the block's row scales, the RoPE row) and the first chunk of each layer's cached K/V
 // rows do not depend on the step's activations: each block requests the next layer's with cp.async once it has
