@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # v17d (docs/gpu.md): the tensor-parallel kernel after the v17c profile: its test, its speed with the ring's
 # mbarrier waits at CTA scope (default) and at cluster scope (-DTP_RING_CLUSTER=1, as in v17c), without the GEMV
-# math (-DTP_NOMATH=1, wrong results: the chain and the stream alone), and its per-phase profile.
+# math (-DTP_NOMATH=1, wrong results: the chain and the stream alone), and its per-phase profile. (-DTP_RING_CLUSTER was
+# removed after this call: the ring waits are at CTA scope only.)
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 begin_tiny fp8_tensor_parallel
 B="$C/viva-bench $CK --backend cuda --json $RES --weights fp8 --prefill-len 0 --api-steps 0"

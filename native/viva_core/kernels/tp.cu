@@ -77,39 +77,31 @@ __device__ __forceinline__ void tp_watch(u64& t0, u32& spins) {
     else if (tp_now() - t0 > 2000000000ull) __trap();
   }
 }
-__device__ __forceinline__ bool tp_try(u64* b, u32 parity) {
-  u32 done;
-  asm volatile(
-      "{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n\tselp.u32 %0, "
-      "1, 0, p;\n\t}"
-      : "=r"(done)
-      : "r"(smem_u32(b)), "r"(parity)
-      : "memory");
-  return done;
-}
+// Waits for the phase of mbarrier b with this parity: with acquire at cluster scope where other blocks' st.async
+// complete it (the cluster exchanges), at CTA scope where only this block's threads and bulk copies do (the ring;
+// v17d measured cluster scope there no different).
+template <bool CLUSTER_SCOPE>
 __device__ __forceinline__ void tp_wait(u64* b, u32 parity) {
-  u64 t0 = 0;
-  u32 spins = 0;
-  while (!tp_try(b, parity)) tp_watch(t0, spins);
-}
-// The same for barriers only this block's threads and its own bulk copies complete (the ring).
-__device__ __forceinline__ void tp_wait_cta(u64* b, u32 parity) {
-#if defined(TP_RING_CLUSTER)
-  tp_wait(b, parity);
-#else
   u64 t0 = 0;
   u32 spins = 0;
   for (;;) {
     u32 done;
-    asm volatile(
-        "{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\tselp.u32 %0, 1, 0, p;\n\t}"
-        : "=r"(done)
-        : "r"(smem_u32(b)), "r"(parity)
-        : "memory");
-    if (done) break;
+    if (CLUSTER_SCOPE)
+      asm volatile(
+          "{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n\t"
+          "selp.u32 %0, 1, 0, p;\n\t}"
+          : "=r"(done)
+          : "r"(smem_u32(b)), "r"(parity)
+          : "memory");
+    else
+      asm volatile(
+          "{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\tselp.u32 %0, 1, 0, p;\n\t}"
+          : "=r"(done)
+          : "r"(smem_u32(b)), "r"(parity)
+          : "memory");
+    if (done) return;
     tp_watch(t0, spins);
   }
-#endif
 }
 __device__ __forceinline__ u32 tp_mapa(u32 a, u32 rank) {
   u32 r;
@@ -189,7 +181,7 @@ struct Tp {
   uint4* xll;
 };
 
-// Shared-memory offsets (bytes), the host's tp_smem_bytes in backend/cuda/mod.rs computes the same.
+// Shared-memory offsets (bytes); backend/cuda/tp.rs smem_bytes computes the same total.
 __device__ __forceinline__ void tp_layout(Tp& t, u8* smem, int hidden, int kmax, int C, int xbs, int qvn, int attn,
                                           int hmax, int P, int hd, int nqmax, int lmax) {
   size_t o = (size_t)t.nslots * TP_SLOT;
@@ -229,10 +221,10 @@ __device__ __forceinline__ void tp_layout(Tp& t, u8* smem, int hidden, int kmax,
 __device__ __forceinline__ const u8* tp_slot(Tp& t) {
   if (t.timed) {
     const u64 t0 = tp_now();
-    tp_wait_cta(t.full + t.slot, t.phase);
+    tp_wait<false>(t.full + t.slot, t.phase);
     t.waited += tp_now() - t0;
   } else {
-    tp_wait_cta(t.full + t.slot, t.phase);
+    tp_wait<false>(t.full + t.slot, t.phase);
   }
   return t.ring + (size_t)t.slot * TP_SLOT;
 }
@@ -258,7 +250,7 @@ __device__ float* tp_cx(Tp& t, const float* src, int stride, int nfl, bool scatt
     const float4 v = ((const float4*)(src + (scatter ? (size_t)peer * stride : 0)))[k];
     tp_st_async(tp_mapa(dst + k * 16, peer), v, tp_mapa(bar, peer));
   }
-  tp_wait(t.xbar + par, (t.n >> 1) & 1u);
+  tp_wait<true>(t.xbar + par, (t.n >> 1) & 1u);
   tp_sync();  // every send has read its source before anyone overwrites it
   ++t.n;
   return buf;
@@ -450,7 +442,7 @@ __device__ void tp_down(Tp& t, int ht, int nu, float inv, float* out) {
     }
 #endif
     for (int u = s0 / ht; u * ht < s1; ++u) {
-      const u32 b0 = g == 0 ? hv[u * 4 + q] : 0u;
+      const u32 b0 = hv[u * 4 + q];  // as in the fast path: columns 1-7 of D are not used
 #pragma unroll
       for (int j = 0; j < TP_DOWN_ACC; ++j) {
         const int rt = t.warp + 8 * j, idx = u * ht + rt;
@@ -574,12 +566,11 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
   t.waited = 0;
   t.timed = prof != nullptr && threadIdx.x == 0;
   const int G = H / KVH, qvn = (G + 2) * hd, natt = G * hd;
-  const int TQ0 = (qvn + 15) / 16, nqmax0 = 16 * ((TQ0 + (int)C - 1) / (int)C);
-  tp_layout(t, tp_smem, hidden, max(kph, kpo), t.C, xbs, qvn, natt, hmax, t.P, hd, nqmax0, lmax);
+  const int TQ = (qvn + 15) / 16, nqmax = 16 * ((TQ + t.C - 1) / t.C);
+  tp_layout(t, tp_smem, hidden, max(kph, kpo), t.C, xbs, qvn, natt, hmax, t.P, hd, nqmax, lmax);
   const int b = blockIdx.x, P = t.P;
   const bool attn = t.cl < KVH;
-  const int TQ = (qvn + 15) / 16, q0 = t.rank * TQ / t.C, nq = (t.rank + 1) * TQ / t.C - q0;
-  const int nqmax = 16 * ((TQ + t.C - 1) / t.C);
+  const int q0 = t.rank * TQ / t.C, nq = (t.rank + 1) * TQ / t.C - q0;
   const int gu0 = bplan[b * 8], nu = bplan[b * 8 + 1], lm0 = bplan[b * 8 + 2], nlm = bplan[b * 8 + 3];
   const int pt = (P + 15) / 16, ht = (hidden + 15) / 16;
   // Bytes of this block's stages (the producer's copies and the consumers' slots follow the same list).
@@ -609,9 +600,9 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
         for (u32 off = 0; off < bytes; off += TP_SLOT, ++it) {
           const u32 n = min((u32)TP_SLOT, bytes - off), s = it % (u32)nslots, round = it / (u32)nslots;
           const u64 t0 = prof ? tp_now() : 0;
-          if (round > 0) tp_wait_cta(t.empty + s, (round - 1) & 1u);
+          if (round > 0) tp_wait<false>(t.empty + s, (round - 1) & 1u);
           const u64 t1 = prof ? tp_now() : 0;
-          if (cap > 0 && it >= (u32)cap) tp_wait_cta(t.full + (it - cap) % (u32)nslots, ((it - cap) / (u32)nslots) & 1u);
+          if (cap > 0 && it >= (u32)cap) tp_wait<false>(t.full + (it - cap) % (u32)nslots, ((it - cap) / (u32)nslots) & 1u);
           if (prof) {
             w_full += t1 - t0;
             w_cap += tp_now() - t1;
@@ -652,6 +643,14 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
   TpPf pf{lplan, final_norm, lm_s, kc, vc, layer_elems, nlayers, hidden, inter, vocab, hd, max_pos, pos, G, H, KVH,
           qvn, attn, nq, q0, nu, gu0, nlm, lm0, pa, pb, P};
   auto prefetch = [&](int l) { tp_prefetch(t, pf, l); };
+  // x from an all-gather of the blocks' P rows (row r of xa, stride xbs), then a barrier.
+  auto gather_x = [&](const float* xa) {
+    if (xbs == P)
+      for (int i = t.tid; i < hidden / 4; i += TP_CONS) ((float4*)t.x)[i] = ((const float4*)xa)[i];
+    else
+      for (int i = t.tid; i < hidden; i += TP_CONS) t.x[i] = xa[(size_t)(i / P) * xbs + i % P];
+    tp_sync();
+  };
 
   for (int j = t.tid; j < half; j += TP_CONS) {
     float c, s;
@@ -852,13 +851,8 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
     for (int i = t.tid; i < P; i += TP_CONS) sum[i] += t.xr[i];
     tp_sync();
     {
-      const float* xa = tp_cx(t, sum, 0, P, false);
-      if (xbs == P)
-        for (int i = t.tid; i < hidden / 4; i += TP_CONS) ((float4*)t.x)[i] = ((const float4*)xa)[i];
-      else
-        for (int i = t.tid; i < hidden; i += TP_CONS) t.x[i] = xa[(size_t)(i / P) * xbs + i % P];
       for (int i = t.tid; i < P; i += TP_CONS) t.xr[i] = sum[i];
-      tp_sync();
+      gather_x(tp_cx(t, sum, 0, P, false));
       mark(10);
     }
     // gate/up -> silu(gate) up for this block's units, then down's partial sums of every hidden row.
@@ -887,11 +881,9 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
       const float up = exp2i(sh);
       for (int i = t.tid; i < nu * 8; i += TP_CONS) t.h16[i] = f32_to_f16_bits(t.hf[i] * up);
       prefetch(layer + 1);  // every small vector of this layer but down's scales (in the other half) is used
-      if (nu == 0)
-        for (int i = t.tid; i < ht * 16; i += TP_CONS) t.x[i] = 0.f;
       tp_sync();
       mark(13);
-      tp_down(t, ht, nu, exp2i(-sh), t.x);  // t.x becomes the partial sums (this block's rows are in xr)
+      tp_down(t, ht, nu, exp2i(-sh), t.x);  // t.x becomes the partial sums (all rows; zeros with no units)
       mark(14);
       mark_wait(14);
     }
@@ -911,12 +903,7 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
       mark(16);
       for (int i = t.tid; i < P; i += TP_CONS) sum2[i] = t.xr[i] + sum2[i] * t.sd[(layer & 1) * P + i];
       tp_sync();
-      const float* xa = tp_cx(t, sum2, 0, P, false);
-      if (xbs == P)
-        for (int i = t.tid; i < hidden / 4; i += TP_CONS) ((float4*)t.x)[i] = ((const float4*)xa)[i];
-      else
-        for (int i = t.tid; i < hidden; i += TP_CONS) t.x[i] = xa[(size_t)(i / P) * xbs + i % P];
-      tp_sync();
+      gather_x(tp_cx(t, sum2, 0, P, false));
       mark(17);
     }
   }
@@ -924,7 +911,6 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
   float best_v = NEG_INF;
   int best_i = 0x7fffffff;
   {
-    if (nlayers == 0) prefetch(0);
     tp_cp_wait();
     tp_sync();
     const float inv = tp_stage(t, t.x, hidden, kph, t.nwa, eps);

@@ -287,27 +287,20 @@ impl Device {
                 .map_err(|e| drv("shared memory opt-in", e))?;
             }
         }
-        // The persistent decode kernel takes all the shared memory its static arrays leave.
-        let persist_static = k
-            .persist
-            .get_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES)
-            .map_err(|e| drv("function attribute", e))?
-            .max(0) as usize;
-        let persist_smem = (max_smem + static_smem).saturating_sub(persist_static);
-        k.persist
-            .set_attribute(
-                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                persist_smem as i32,
-            )
-            .map_err(|e| drv("shared memory opt-in", e))?;
-        // The same for the tensor-parallel kernel, whose clusters of 16 blocks need the non-portable size (sm_90+).
-        let tp_static =
-            k.tp.get_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES)
+        // The persistent decode kernels take all the shared memory their static arrays leave.
+        let take_all_smem = |f: &CudaFunction| -> Result<usize> {
+            let fixed = f
+                .get_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES)
                 .map_err(|e| drv("function attribute", e))?
                 .max(0) as usize;
-        let tp_smem = (max_smem + static_smem).saturating_sub(tp_static);
-        k.tp.set_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, tp_smem as i32)
-            .map_err(|e| drv("shared memory opt-in", e))?;
+            let dynamic = (max_smem + static_smem).saturating_sub(fixed);
+            f.set_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, dynamic as i32)
+                .map_err(|e| drv("shared memory opt-in", e))?;
+            Ok(dynamic)
+        };
+        let persist_smem = take_all_smem(&k.persist)?;
+        let tp_smem = take_all_smem(&k.tp)?;
+        // The tensor-parallel kernel's clusters of 16 blocks are the non-portable size (sm_90+).
         if cc.0 >= 9 {
             k.tp.set_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1)
                 .map_err(|e| drv("cluster size opt-in", e))?;

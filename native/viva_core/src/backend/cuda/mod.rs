@@ -1779,11 +1779,12 @@ impl CudaModel {
                 .take_while(|&(t, _)| t != 0)
                 .collect()
         };
-        let t0 = (0..nb).filter_map(|b| marks(b).first().map(|m| m.0)).min().unwrap_or(0);
+        let all: Vec<Vec<(u64, usize)>> = (0..nb).map(marks).collect();
+        let t0 = all.iter().filter_map(|m| m.first().map(|m| m.0)).min().unwrap_or(0);
         let mut out: Vec<(String, f64, usize)> = Vec::new();
         let other = (self.cfg.num_kv_heads * tp::CLUSTER).min(nb - 1);
         for (who, b) in [("attention block 0", 0), ("other block", other)] {
-            let m = marks(b);
+            let m = &all[b];
             for w in m.windows(2) {
                 let us = w[1].0.saturating_sub(w[0].0) as f64 / 1e3;
                 let name = format!("{who}: {}", NAMES.get(w[1].1).copied().unwrap_or("?"));
@@ -1821,7 +1822,7 @@ impl CudaModel {
             out.push((format!("{who}: producer waiting for a free slot"), full as f64 / 1e3, layers));
             out.push((format!("{who}: producer waiting on the cap"), cap as f64 / 1e3, layers));
         }
-        let end = (0..nb).filter_map(|b| marks(b).last().map(|m| m.0)).max().unwrap_or(t0);
+        let end = all.iter().filter_map(|m| m.last().map(|m| m.0)).max().unwrap_or(t0);
         out.push(("all blocks: first start to last end".into(), end.saturating_sub(t0) as f64 / 1e3, 1));
         Ok(out)
     }
