@@ -295,6 +295,26 @@ __device__ void tp_gx(Tp& t, bool publish, const float* piece, int nsrc, float* 
   ++t.g;
 }
 
+// Sum / max of v over the block's 256 consumer threads, through red[slot .. slot + 7]; every thread gets it.
+__device__ __forceinline__ float tp_block_sum(Tp& t, float v, int slot) {
+  v = warp_sum(v);
+  if (t.lane == 0) t.red[slot + t.warp] = v;
+  tp_sync();
+  float r = 0.f;
+#pragma unroll
+  for (int k = 0; k < 8; ++k) r += t.red[slot + k];
+  return r;
+}
+__device__ __forceinline__ float tp_block_max(Tp& t, float v, int slot) {
+  v = warp_max(v);
+  if (t.lane == 0) t.red[slot + t.warp] = v;
+  tp_sync();
+  float r = 0.f;
+#pragma unroll
+  for (int k = 0; k < 8; ++k) r = fmaxf(r, t.red[slot + k]);
+  return r;
+}
+
 // x' (f16 into x16, zero-padded to kp) from n f32 values: times w * rs when w is given (RMSNorm; rs from the
 // sum of squares over the n values), rounded to bf16, scaled by 2^e (block max). Returns 2^-e.
 __device__ float tp_stage(Tp& t, const float* src, int n, int kp, const float* w, float eps) {
@@ -304,13 +324,7 @@ __device__ float tp_stage(Tp& t, const float* src, int n, int kp, const float* w
   if (w) {
     float ss = 0.f;
     for (int i = t.tid; i < n; i += TP_CONS) ss = fmaf(src[i], src[i], ss);
-    ss = warp_sum(ss);
-    if (t.lane == 0) t.red[t.warp] = ss;
-    tp_sync();
-    float tot = 0.f;
-#pragma unroll
-    for (int k = 0; k < 8; ++k) tot += t.red[k];
-    rs = 1.0f / sqrtf(tot / (float)n + eps);
+    rs = 1.0f / sqrtf(tp_block_sum(t, ss, 0) / (float)n + eps);
   }
   float amax = 0.f;
   for (int i = t.tid; i < n; i += TP_CONS) {
@@ -318,13 +332,7 @@ __device__ float tp_stage(Tp& t, const float* src, int n, int kp, const float* w
     if (w) v = w[i] * (v * rs);
     amax = fmaxf(amax, fabsf(bf16_round(v)));
   }
-  amax = warp_max(amax);
-  if (t.lane == 0) t.red[8 + t.warp] = amax;
-  tp_sync();
-  amax = 0.f;
-#pragma unroll
-  for (int k = 0; k < 8; ++k) amax = fmaxf(amax, t.red[8 + k]);
-  const int sh = f16_shift(amax);
+  const int sh = f16_shift(tp_block_max(t, amax, 8));
   const float up = exp2i(sh);
   // Stored in fragment order: within each 32-k block, the words a lane q reads for a pair's two mma (k 2q, 2q + 8,
   // 16 + 2q, 24 + 2q and their neighbours) are adjacent, one 16-byte load (tp_gemv).
@@ -871,13 +879,7 @@ extern "C" __global__ void __launch_bounds__(TP_THREADS, 1)
         t.hf[i] = hv;
         amax = fmaxf(amax, fabsf(hv));
       }
-      amax = warp_max(amax);
-      if (t.lane == 0) t.red[16 + t.warp] = amax;
-      tp_sync();
-      amax = 0.f;
-#pragma unroll
-      for (int k = 0; k < 8; ++k) amax = fmaxf(amax, t.red[16 + k]);
-      const int sh = f16_shift(amax);
+      const int sh = f16_shift(tp_block_max(t, amax, 16));
       const float up = exp2i(sh);
       for (int i = t.tid; i < nu * 8; i += TP_CONS) t.h16[i] = f32_to_f16_bits(t.hf[i] * up);
       prefetch(layer + 1);  // every small vector of this layer but down's scales (in the other half) is used
