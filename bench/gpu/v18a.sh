@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Ran at commit 86787af (the switch was reverted by the next commit; script and logs kept).
 # v18a (docs/gpu.md): weights kept in a persisting share of L2 across decode steps (`VIVA_TENSOR_L2_PIN`): the first
 # MiB of lm_head (`lm[:MiB]`), or a share of every matrix's accesses (`all[:MiB]`), interleaved with the default in
 # one binary, TinyLlama shape (decode, then a 512-token prefill) and Llama-2-7B shape; no tests.

@@ -133,10 +133,6 @@ pub struct Device {
     pub block_reserved_smem: usize,
     /// L2 cache size in bytes (0 where the driver does not say).
     pub l2_bytes: usize,
-    /// The most L2 that may be set aside for persisting accesses, and the largest access-policy window (0 where the
-    /// driver does not say; see [`Device::pin_l2`]).
-    pub l2_persist_max: usize,
-    pub l2_window_max: usize,
     /// Dynamic shared memory the persistent decode kernel may use (after its static arrays).
     pub persist_smem: usize,
     /// The same for the tensor-parallel decode kernel (kernels/tp.cu).
@@ -214,10 +210,6 @@ impl Device {
             attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK)?.max(0) as usize;
         let l2_bytes =
             attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE).map_or(0, |v| v.max(0) as usize);
-        let l2_persist_max = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_PERSISTING_L2_CACHE_SIZE)
-            .map_or(0, |v| v.max(0) as usize);
-        let l2_window_max = attr(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_ACCESS_POLICY_WINDOW_SIZE)
-            .map_or(0, |v| v.max(0) as usize);
         if cc.0 < 8 {
             return Err(Error::CudaUnavailable(format!(
                 "{name} has compute capability {}.{}; the CUDA backend needs 8.0 or newer (bf16 tensor cores)",
@@ -332,8 +324,6 @@ impl Device {
             sm_smem,
             block_reserved_smem,
             l2_bytes,
-            l2_persist_max,
-            l2_window_max,
             persist_smem,
             tp_smem,
             pdl,
@@ -377,30 +367,13 @@ impl Device {
         args: &[Arg],
         mode: LaunchMode,
     ) -> Result<()> {
-        self.launch_win(stream, f, grid, block, smem, args, mode, None)
-    }
-
-    /// As [`Device::launch_ex`], with an L2 access-policy window: `hit` of the accesses to `bytes` from `base`
-    /// persist in the L2 set aside by [`Device::pin_l2`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn launch_win(
-        &self,
-        stream: &CudaStream,
-        f: &CudaFunction,
-        grid: (u32, u32, u32),
-        block: u32,
-        smem: u32,
-        args: &[Arg],
-        mode: LaunchMode,
-        window: Option<Window>,
-    ) -> Result<()> {
         if let Some((name, sizes)) = self.params.get(&(f.cu_function() as usize)) {
             check_args(name, sizes, args)?;
         }
         let mut slots: Vec<u64> = args.iter().map(|a| a.bits()).collect();
         let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|s| s as *mut u64 as *mut c_void).collect();
         // SAFETY: an all-zero launch attribute is a valid (ignored) value; the fields are set below.
-        let mut attrs: [sys::CUlaunchAttribute; 3] = unsafe { std::mem::zeroed() };
+        let mut attrs: [sys::CUlaunchAttribute; 2] = unsafe { std::mem::zeroed() };
         let mut n = 0;
         if mode == LaunchMode::Cooperative {
             attrs[n].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
@@ -415,17 +388,6 @@ impl Device {
             attrs[n] = cluster_attr(c);
             n += 1;
         }
-        if let Some(w) = window {
-            attrs[n].id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_ACCESS_POLICY_WINDOW;
-            attrs[n].value.accessPolicyWindow = sys::CUaccessPolicyWindow {
-                base_ptr: w.base as *mut c_void,
-                num_bytes: w.bytes,
-                hitRatio: w.hit,
-                hitProp: sys::CUaccessProperty::CU_ACCESS_PROPERTY_PERSISTING,
-                missProp: sys::CUaccessProperty::CU_ACCESS_PROPERTY_STREAMING,
-            };
-            n += 1;
-        }
         let cfg = launch_config(grid, block, smem, stream.cu_stream(), &mut attrs[..n]);
         // SAFETY: `ptrs` points at one live 8-byte slot per kernel parameter, in order, for the
         // duration of the call (the driver copies the values at launch); the function belongs to
@@ -433,17 +395,6 @@ impl Device {
         unsafe { sys::cuLaunchKernelEx(&cfg, f.cu_function(), ptrs.as_mut_ptr(), std::ptr::null_mut()) }
             .result()
             .map_err(|e| drv("kernel launch", e))
-    }
-
-    /// Sets aside up to `bytes` of L2 for persisting accesses (capped at the device's most); returns what was set.
-    pub fn pin_l2(&self, bytes: usize) -> Result<usize> {
-        let b = bytes.min(self.l2_persist_max);
-        self.ctx.bind_to_thread().map_err(|e| drv("context", e))?;
-        // SAFETY: sets a limit of the current context (bound above).
-        unsafe { sys::cuCtxSetLimit(sys::CUlimit::CU_LIMIT_PERSISTING_L2_CACHE_SIZE, b) }
-            .result()
-            .map_err(|e| drv("persisting L2 limit", e))?;
-        Ok(b)
     }
 
     /// How many clusters of `cluster` blocks (`block` threads, `smem` bytes of dynamic shared memory) of `f` can
@@ -459,14 +410,6 @@ impl Device {
             .map_err(|e| drv("cluster occupancy", e))?;
         Ok(n)
     }
-}
-
-/// An L2 access-policy window for one launch ([`Device::launch_win`]).
-#[derive(Clone, Copy, Debug)]
-pub struct Window {
-    pub base: u64,
-    pub bytes: usize,
-    pub hit: f32,
 }
 
 /// The launch attribute for thread-block clusters of `n` blocks along x.

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::loader::TensorStore;
 use crate::names;
 use cudarc::driver::{sys, CudaGraph, CudaSlice, CudaStream, DevicePtr};
-use device::{drv, guard, Arg, Blas, BlasSlot, Device, LaunchMode, Window};
+use device::{drv, guard, Arg, Blas, BlasSlot, Device, LaunchMode};
 use pack::Packed;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -423,8 +423,6 @@ pub struct CudaModel {
     /// Bytes of the layer's gate/up weights the o projection requests into L2 once its x' is staged (`gu_pf_plan`;
     /// 0: none).
     gu_pf: usize,
-    /// Weights kept in a persisting part of L2 across steps (`VIVA_TENSOR_L2_PIN`, experiment: `l2_pin_plan`).
-    l2_pin: L2Pin,
     /// The tensor-core FP8 GEMV's launch shapes (kernels/gemv.cu, v9); None for bf16, FP8 blocks of 16 / 32,
     /// or `VIVA_TENSOR_GEMV=cuda-core`.
     gemv_tc: Option<TcCfg>,
@@ -777,7 +775,6 @@ impl CudaModel {
         let gu_bytes = layers.first().map_or(0, |l| l.gate_up.n * l.gate_up.kp);
         let fp8 = matches!(format, Format::Fp8 { .. });
         let gu_pf = gu_pf_plan(env("VIVA_TENSOR_GU_PF").as_deref(), fp8, dev.cc.0, dev.l2_bytes, gu_bytes);
-        let l2_pin = l2_pin_plan(&dev, env("VIVA_TENSOR_L2_PIN").as_deref(), weight_bytes)?;
         // The tensor-core GEMV (`tc_gemv_block` above): 2 blocks of 8 warps per SM, the ring per matrix as
         // `tc_shape` picks it. `VIVA_TENSOR_TC_RING` (2-6, fixed for every matrix) and `_BPS` (1-4) are for
         // experiments.
@@ -837,7 +834,6 @@ impl CudaModel {
             gemv_iters,
             gemv_pf,
             gu_pf,
-            l2_pin,
             gemv_tc,
             tc_flags,
             gqa,
@@ -1074,17 +1070,6 @@ impl CudaModel {
         g.ok_or_else(|| Error::Cuda("graph capture produced no graph".into()))
     }
 
-    /// The L2 access-policy window of a GEMV over `l` (`l2_pin_plan`).
-    fn l2_window(&self, l: &Lin) -> Option<Window> {
-        let w = (l.n * l.kp).min(self.dev.l2_window_max);
-        match self.l2_pin {
-            L2Pin::Off => None,
-            L2Pin::LmHead(b) if l.w.ptr == self.lm_head.w.ptr => Some(Window { base: l.w.ptr, bytes: w.min(b), hit: 1.0 }),
-            L2Pin::LmHead(_) => None,
-            L2Pin::All(hit) => Some(Window { base: l.w.ptr, bytes: w, hit }),
-        }
-    }
-
     fn a16(&self) -> i32 {
         i32::from(self.fp8())
     }
@@ -1150,8 +1135,7 @@ impl CudaModel {
             ]
             .concat();
             let f = if l.row_scales { &self.dev.k.gemv_tcr[variant] } else { &self.dev.k.gemv_tc[variant] };
-            let win = self.l2_window(l);
-            return self.dev.launch_win(s, f, (grid, 1, 1), 256, smem as u32, &args, LaunchMode::Pdl, win);
+            return self.dev.launch(s, f, (grid, 1, 1), 256, smem as u32, &args);
         }
         let (fs, ch) = if self.fp8() { (&self.dev.k.gemv_fp8, 16) } else { (&self.dev.k.gemv_bf16, 8) };
         let rw = if self.gemv_rw8 { 8 } else { 4 };
@@ -1964,39 +1948,6 @@ fn gu_pf_plan(var: Option<&str>, fp8: bool, sm_major: i32, l2_bytes: usize, gu_b
         None => 0,
         Some(v) => v.trim().parse::<usize>().map_or(0, |mib| mib.min(1 << 20) << 20),
     }
-}
-
-/// Which weights keep a persisting share of L2 across decode steps (experiment, docs/gpu.md v18).
-#[derive(Clone, Copy, Debug)]
-enum L2Pin {
-    Off,
-    /// The first bytes of lm_head, all persisting.
-    LmHead(usize),
-    /// This share of every GEMV's weight accesses.
-    All(f32),
-}
-
-/// `VIVA_TENSOR_L2_PIN`: `lm[:MiB]` (the first MiB of lm_head) or `all[:MiB]` (that many MiB spread over every
-/// matrix), by default as much as the device lets persist; sets the L2 aside and says so on stderr.
-fn l2_pin_plan(dev: &Device, var: Option<&str>, weight_bytes: usize) -> Result<L2Pin> {
-    let Some(v) = var else { return Ok(L2Pin::Off) };
-    let (kind, mib) = v.split_once(':').unwrap_or((v, ""));
-    let want = mib.trim().parse::<usize>().map_or(dev.l2_persist_max, |m| m << 20);
-    if dev.l2_persist_max == 0 || dev.l2_window_max == 0 || want == 0 {
-        eprintln!("viva_tensor: L2 pinning not available on this device");
-        return Ok(L2Pin::Off);
-    }
-    let got = dev.pin_l2(want)?;
-    let pin = match kind.trim() {
-        "lm" => L2Pin::LmHead(got),
-        "all" => L2Pin::All((got as f64 / weight_bytes.max(1) as f64).min(1.0) as f32),
-        other => return Err(Error::Cuda(format!("VIVA_TENSOR_L2_PIN: unknown kind {other:?} (lm or all)"))),
-    };
-    eprintln!(
-        "viva_tensor: L2 pin {pin:?}: {got} bytes persisting (device: L2 {} , persisting max {}, window max {})",
-        dev.l2_bytes, dev.l2_persist_max, dev.l2_window_max
-    );
-    Ok(pin)
 }
 
 /// The tensor-parallel kernel's plan (asked for with `VIVA_TENSOR_DECODE=tp`), or `None`, with the reason on
