@@ -574,7 +574,9 @@ extern "C" __global__ void __launch_bounds__(GQ_THREADS, 2)
 // q [2][8][HD + 8] bf16 (value, remainder), the new K and V [2][HD] bf16, the RoPE row, the warps' m and l [warp][8],
 // and the cluster's block partials of this block's slice [C][O (the slice), m [8], l [8]] (C x (8 HD + 16) floats).
 
+#ifndef TCA_WARPS
 #define TCA_WARPS 4
+#endif
 #define TCA_THREADS (TCA_WARPS * 32)
 #define TCA_MAX_CLUSTER 8
 

@@ -67,18 +67,25 @@ pub fn drv(what: &str, e: cudarc::driver::DriverError) -> Error {
 
 /// Head dims of the tensor-core decode attention kernels (`Kernels::attn_tc`, kernels/attention.cu).
 pub const ATTN_TC_HD: [usize; 3] = [32, 64, 128];
-/// Warps per block of the tensor-core decode attention (`TCA_WARPS`) and the most blocks in one of its clusters.
-const ATTN_TC_WARPS: usize = 4;
+/// Warps per block of the tensor-core decode attention (`TCA_WARPS`: 4; `VIVA_TENSOR_ATTN_WARPS` 8 or 16 for
+/// experiments) and the most blocks in one of its clusters.
+pub fn attn_tc_warps() -> usize {
+    static W: OnceLock<usize> = OnceLock::new();
+    *W.get_or_init(|| match std::env::var("VIVA_TENSOR_ATTN_WARPS").ok().and_then(|v| v.parse::<usize>().ok()) {
+        Some(w @ (8 | 16)) => w,
+        _ => 4,
+    })
+}
 pub const ATTN_TC_MAX_CLUSTER: usize = 8;
 
 /// Dynamic shared memory of one tensor-core decode attention block (the layout at `attn_tc_body` in kernels/attention.cu):
 /// the warps' rings of `slots` 32-row K | V slots (rows padded by 16 bytes), q as two bf16 rows per head (padded
 /// by 8), the new K and V, the RoPE row, the warps' softmax statistics and room for the `cluster` block partials.
 pub fn attn_tc_smem(hd: usize, slots: usize, cluster: usize) -> usize {
-    ATTN_TC_WARPS * slots * 2 * 32 * (2 * hd + 16)
+    attn_tc_warps() * slots * 2 * 32 * (2 * hd + 16)
         + 2 * 8 * (hd + 8) * 2
         + 4 * hd
-        + 4 * (hd + 2 * ATTN_TC_WARPS * 8)
+        + 4 * (hd + 2 * attn_tc_warps() * 8)
         + 4 * cluster * (8 * hd + 16)
 }
 
@@ -530,6 +537,9 @@ fn compile(
         options.push("-DVIVA_TIMELINE".into());
     }
     options.push(format!("-DTC_TMA={}", u8::from(tc_tma)));
+    if attn_tc_warps() != 4 {
+        options.push(format!("-DTCA_WARPS={}", attn_tc_warps()));
+    }
     // Experiments: `VIVA_TENSOR_NVRTC_DEFINES="-DNAME=V ..."` (only -D options are taken).
     if let Ok(defs) = std::env::var("VIVA_TENSOR_NVRTC_DEFINES") {
         options.extend(defs.split_whitespace().filter(|d| d.starts_with("-D")).map(String::from));

@@ -1324,7 +1324,8 @@ impl CudaModel {
             let args = [&heads[..], &cache, &[Arg::P(out), Arg::P(amax), Arg::P(tl)]].concat();
             let grid = (cfg.num_kv_heads as u32 * a.cluster, 1, 1);
             let f = &self.dev.k.attn_tc[a.hd_idx][a.slots - 1];
-            self.dev.launch_ex(&c.stream, f, grid, 128, a.smem, &args, LaunchMode::Cluster(a.cluster))?;
+            let threads = 32 * device::attn_tc_warps() as u32;
+            self.dev.launch_ex(&c.stream, f, grid, threads, a.smem, &args, LaunchMode::Cluster(a.cluster))?;
             return Ok(amax);
         }
         let (f, grid, threads, smem) = if self.gqa {
