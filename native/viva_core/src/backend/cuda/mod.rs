@@ -479,13 +479,24 @@ struct Persist {
     blocks: u32,
 }
 
-/// Launch shape of the tensor-core decode attention: kernel (`Kernels::attn_tc[hd_idx][slots - 1]`), blocks per cluster
-/// (one cluster per KV head) and dynamic shared memory per block.
+/// Launch shape of the tensor-core decode attention: kernel (`Kernels::attn_tc[hd_idx][slots - 1]`) and blocks per
+/// cluster (one cluster per KV head); `short`: the smaller clusters used while every warp of them has at most one
+/// 32-position tile (`attn_tc_plan`).
 struct AttnTc {
     hd_idx: usize,
     slots: usize,
     cluster: u32,
-    smem: u32,
+    short: Option<u32>,
+}
+
+impl AttnTc {
+    /// Blocks per cluster for a step at position `pos`.
+    fn cluster_at(&self, pos: usize) -> u32 {
+        match self.short {
+            Some(c) if (pos + 1).div_ceil(32) <= c as usize * device::attn_tc_warps() => c,
+            _ => self.cluster,
+        }
+    }
 }
 
 /// Split-KV partial slots per (query row, head) of the GQA attention kernel (`GQ_MAX_SPLIT`).
@@ -624,7 +635,8 @@ pub struct CudaCache {
     /// The tensor-parallel kernel's global exchange words (4 x clusters x hidden / 2 of 16 bytes).
     xll: Option<Buf>,
     pre: Option<Prefill>,
-    graph: Option<Graph>,
+    /// The captured decode step, one per attention cluster size it has run with (`AttnTc::shape`).
+    graphs: Vec<(u32, Graph)>,
     pinned: Option<Pinned>,
     events: Vec<cudarc::driver::CudaEvent>,
 }
@@ -919,7 +931,7 @@ impl CudaModel {
             sync: f(8)?,
             xll: self.tp.as_ref().map(|p| Buf::zeros(&s, 4 * p.shape.ncl * c.hidden_size * 8)).transpose()?,
             pre: None,
-            graph: None,
+            graphs: Vec::new(),
             pinned: None,
             events: Vec::new(),
             stream: s,
@@ -956,7 +968,7 @@ impl CudaModel {
             self.dev.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
             if tokens.len() == 1 {
                 self.write_step(c, tokens[0], c.len)?;
-                self.decode_step(c)?;
+                self.decode_step(c, c.len)?;
             } else {
                 self.prefill(c, tokens, &mut None)?;
             }
@@ -997,11 +1009,12 @@ impl CudaModel {
             let host = c.pinned.as_ref().map(|p| p.0).unwrap_or(std::ptr::null_mut());
             self.write_step(c, token, c.len)?;
             let mut out = Vec::with_capacity(n);
-            self.greedy_issue(c, host, 0)?;
+            let pos = c.len;
+            self.greedy_issue(c, host, pos, 0)?;
             let mut result = Ok(());
             for i in 0..n {
                 if i + 1 < n {
-                    if let Err(e) = self.greedy_issue(c, host, i + 1) {
+                    if let Err(e) = self.greedy_issue(c, host, pos + i + 1, i + 1) {
                         result = Err(e);
                         break;
                     }
@@ -1025,8 +1038,9 @@ impl CudaModel {
         })
     }
 
-    fn greedy_issue(&self, c: &mut CudaCache, host: *mut i32, i: usize) -> Result<()> {
-        self.decode_step(c)?;
+    /// Issues step `i` of a greedy run (at position `pos`) and the copy of its token into pinned slot i % 2.
+    fn greedy_issue(&self, c: &mut CudaCache, host: *mut i32, pos: usize, i: usize) -> Result<()> {
+        self.decode_step(c, pos)?;
         // SAFETY: copies the 4-byte token (step[0]) into pinned slot i % 2, ordered after the step.
         unsafe {
             sys::cuMemcpyDtoHAsync_v2(host.add(i % 2) as *mut std::ffi::c_void, c.step.ptr, 4, c.stream.cu_stream())
@@ -1043,28 +1057,39 @@ impl CudaModel {
         c.stream.memcpy_htod(&b, &mut c.step.mem.slice_mut(0..8)).map_err(|e| drv("step upload", e))
     }
 
-    /// One decode step for the token / position in `c.step`, through the cache's graph.
-    fn decode_step(&self, c: &mut CudaCache) -> Result<()> {
+    /// The attention's cluster size for a step at `pos` (0 where the tensor-core attention does not run).
+    fn attn_cluster(&self, pos: usize) -> u32 {
+        if self.persistent_decode() {
+            return 0;
+        }
+        self.attn_tc.as_ref().map_or(0, |a| a.cluster_at(pos))
+    }
+
+    /// One decode step for the token / position in `c.step` (`pos`, which picks the attention's shape), through the
+    /// cache's graph for that shape (captured on first use).
+    fn decode_step(&self, c: &mut CudaCache, pos: usize) -> Result<()> {
+        let cluster = self.attn_cluster(pos);
         if !self.use_graph {
-            return self.decode_launches(c, &mut None, 0);
+            return self.decode_launches(c, &mut None, 0, cluster);
         }
-        if c.graph.is_none() {
-            let g = self.capture_step(c, 0)?;
+        if !c.graphs.iter().any(|(k, _)| *k == cluster) {
+            let g = self.capture_step(c, 0, cluster)?;
             g.upload().map_err(|e| drv("graph upload", e))?;
-            c.graph = Some(Graph(g));
+            c.graphs.push((cluster, Graph(g)));
         }
-        match &c.graph {
-            Some(g) => g.0.launch().map_err(|e| drv("graph launch", e)),
+        match c.graphs.iter().find(|(k, _)| *k == cluster) {
+            Some((_, g)) => g.0.launch().map_err(|e| drv("graph launch", e)),
             None => Err(Error::Cuda("no decode graph".into())),
         }
     }
 
-    /// The decode step's launches captured as a graph on the cache's stream (`tl`: as in `decode_launches`).
-    fn capture_step(&self, c: &CudaCache, tl: u64) -> Result<CudaGraph> {
+    /// The decode step's launches captured as a graph on the cache's stream (`tl`, `cluster`: as in
+    /// `decode_launches`).
+    fn capture_step(&self, c: &CudaCache, tl: u64, cluster: u32) -> Result<CudaGraph> {
         c.stream
             .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
             .map_err(|e| drv("graph capture", e))?;
-        let launched = self.decode_launches(c, &mut None, tl);
+        let launched = self.decode_launches(c, &mut None, tl, cluster);
         let g = c.stream.end_capture(sys::CUgraphInstantiate_flags(0)).map_err(|e| drv("graph capture", e))?;
         launched?;
         g.ok_or_else(|| Error::Cuda("graph capture produced no graph".into()))
@@ -1308,6 +1333,7 @@ impl CudaModel {
         fuse: bool,
         amax: u64,
         tl: u64,
+        cluster: u32,
     ) -> Result<u64> {
         let cfg = &self.cfg;
         // The arguments every attention kernel starts with, and those of the KV cache they all take.
@@ -1322,10 +1348,11 @@ impl CudaModel {
         ];
         if let (Some(a), true, 1) = (&self.attn_tc, fuse, t) {
             let args = [&heads[..], &cache, &[Arg::P(out), Arg::P(amax), Arg::P(tl)]].concat();
-            let grid = (cfg.num_kv_heads as u32 * a.cluster, 1, 1);
+            let smem = device::attn_tc_smem(cfg.head_dim, a.slots, cluster as usize) as u32;
+            let grid = (cfg.num_kv_heads as u32 * cluster, 1, 1);
             let f = &self.dev.k.attn_tc[a.hd_idx][a.slots - 1];
             let threads = 32 * device::attn_tc_warps() as u32;
-            self.dev.launch_ex(&c.stream, f, grid, threads, a.smem, &args, LaunchMode::Cluster(a.cluster))?;
+            self.dev.launch_ex(&c.stream, f, grid, threads, smem, &args, LaunchMode::Cluster(cluster))?;
             return Ok(amax);
         }
         let (f, grid, threads, smem) = if self.gqa {
@@ -1348,7 +1375,8 @@ impl CudaModel {
 
     /// The kernels of one decode step (token and position read from `c.step`). `tl`: 0, or the device buffer
     /// of [`TL_STRIDE`] u64 per launch of [`CudaModel::timeline`] (the GEMVs and attention kernels, in order).
-    fn decode_launches(&self, c: &CudaCache, prof: &mut Option<Prof>, tl: u64) -> Result<()> {
+    /// `cluster`: the tensor-core attention's blocks per cluster (`CudaModel::attn_cluster`; 0 where it does not run).
+    fn decode_launches(&self, c: &CudaCache, prof: &mut Option<Prof>, tl: u64, cluster: u32) -> Result<()> {
         let (cfg, k, s) = (&self.cfg, &self.dev.k, &c.stream);
         let h = cfg.hidden_size;
         let mut mark = |name: &str| prof.as_mut().map_or(Ok(()), |p| p.mark(&self.dev, s, name));
@@ -1394,7 +1422,8 @@ impl CudaModel {
             // h = x + o_proj(attn(rope(q), rope(k), v)), q|k|v = qkv_proj(norm(x))
             self.gemv(s, &l.qkv, c.x.ptr, Some(&l.attn_norm), c.qkv.ptr, 0, (slot(2 * li), 0), (0, 0), tl(j), NO_PF)?;
             mark("norm+qkv gemv")?;
-            let om = self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true, att_max(li), tl(j + 1))?;
+            let om =
+                self.attention(c, li, c.qkv.ptr, c.att.ptr, self.nsplit, 1, true, att_max(li), tl(j + 1), cluster)?;
             mark("rope+kv+attention")?;
             self.gemv(s, &l.o, c.att.ptr, None, c.x.ptr, 1, (0, slot(2 * li + 1)), (om, 0), tl(j + 2), gu_pf)?;
             mark("o gemv+residual")?;
@@ -1599,7 +1628,7 @@ impl CudaModel {
             ];
             self.dev.launch(s, rope, (tu, 1, 1), 128, 0, &args)?;
             mark("rope+kv write")?;
-            self.attention(c, li, p.qkv.ptr, p.att.ptr, 1, t, false, 0, 0)?;
+            self.attention(c, li, p.qkv.ptr, p.att.ptr, 1, t, false, 0, 0, 0)?;
             mark("causal attention")?;
             self.gemm_pre(s, &l.o, p.att.ptr, t, p.x.ptr, 1, bs)?;
             mark("o gemm+residual")?;
@@ -1632,7 +1661,7 @@ impl CudaModel {
             let mut prof = Some(Prof { events: Vec::new() });
             if tokens.len() == 1 {
                 self.write_step(c, tokens[0], c.len)?;
-                self.decode_launches(c, &mut prof, 0)?;
+                self.decode_launches(c, &mut prof, 0, self.attn_cluster(c.len))?;
             } else {
                 self.prefill(c, tokens, &mut prof)?;
             }
@@ -1680,7 +1709,7 @@ impl CudaModel {
         guard("CUDA timeline", || {
             self.dev.ctx.bind_to_thread().map_err(|e| drv("bind context", e))?;
             let mut buf = Buf::from_bytes(&c.stream, &init)?;
-            let g = self.capture_step(c, buf.ptr)?;
+            let g = self.capture_step(c, buf.ptr, self.attn_cluster(c.len))?;
             let mut runs: Vec<Vec<[f64; TL_MARKS]>> = Vec::with_capacity(reps);
             let mut bytes = vec![0u8; init.len()];
             for _ in 0..reps {
@@ -1908,7 +1937,10 @@ impl CudaModel {
 /// Blocks per cluster:
 /// `VIVA_TENSOR_ATTN_CLUSTER` (1-8), else the largest power of two up to 8 that keeps the kernel on at most half
 /// the SMs (one cluster per KV head; the other half stays free for the next GEMV's early blocks: on the Llama-2-7B
-/// shape 2 blocks per cluster beat 4, docs/gpu.md v11); ring slots per warp: `VIVA_TENSOR_ATTN_SLOTS` (1-2), else 2.
+/// shape 2 blocks per cluster beat 4, docs/gpu.md v11), and half as many while the positions fit one 32-position
+/// tile per warp of those (docs/gpu.md v18: on the TinyLlama shape clusters of 4 beat 8 by 1.2% at 128-384
+/// positions and lose by 6% at 1536; `VIVA_TENSOR_ATTN_SHORT=0` keeps one size); ring slots per warp:
+/// `VIVA_TENSOR_ATTN_SLOTS` (1-2), else 2.
 fn attn_tc_plan(dev: &Device, cfg: &Config) -> Option<AttnTc> {
     let hd_idx = device::ATTN_TC_HD.iter().position(|&d| d == cfg.head_dim)?;
     if dev.cc.0 < 9 || cfg.num_kv_heads == 0 {
@@ -1919,19 +1951,22 @@ fn attn_tc_plan(dev: &Device, cfg: &Config) -> Option<AttnTc> {
     };
     let slots = var("VIVA_TENSOR_ATTN_SLOTS", 2).unwrap_or(2);
     let fit = (dev.sms / (2 * cfg.num_kv_heads)).clamp(1, device::ATTN_TC_MAX_CLUSTER);
-    let cluster = var("VIVA_TENSOR_ATTN_CLUSTER", device::ATTN_TC_MAX_CLUSTER).unwrap_or(1 << fit.ilog2());
-    let smem = device::attn_tc_smem(cfg.head_dim, slots, cluster);
-    if smem > dev.max_smem {
-        return None;
-    }
-    let cluster = cluster as u32;
+    let fixed = var("VIVA_TENSOR_ATTN_CLUSTER", device::ATTN_TC_MAX_CLUSTER);
+    let cluster = fixed.unwrap_or(1 << fit.ilog2());
     let f = &dev.k.attn_tc[hd_idx][slots - 1];
-    let grid = cfg.num_kv_heads as u32 * cluster;
-    // A driver that cannot say (or place the cluster) keeps the v4 kernel.
-    if dev.max_active_clusters(f, grid, 128, smem as u32, cluster).map_or(true, |n| n < 1) {
+    let threads = 32 * device::attn_tc_warps() as u32;
+    // Can a grid of these clusters be placed? (A driver that cannot say keeps the v4 kernel.)
+    let fits = |c: usize| {
+        let smem = device::attn_tc_smem(cfg.head_dim, slots, c);
+        let grid = (cfg.num_kv_heads * c) as u32;
+        smem <= dev.max_smem && dev.max_active_clusters(f, grid, threads, smem as u32, c as u32).is_ok_and(|n| n >= 1)
+    };
+    if !fits(cluster) {
         return None;
     }
-    Some(AttnTc { hd_idx, slots, cluster, smem: smem as u32 })
+    let halves = fixed.is_none() && std::env::var("VIVA_TENSOR_ATTN_SHORT").map_or(true, |v| v != "0");
+    let short = (halves && cluster >= 2 && fits(cluster / 2)).then_some(cluster as u32 / 2);
+    Some(AttnTc { hd_idx, slots, cluster: cluster as u32, short })
 }
 
 /// The gate/up L2 prefetch (`CudaModel::gu_pf`). By default, on sm_90+ with FP8 weights whose gate/up matrix is
@@ -2180,6 +2215,19 @@ const _: () = {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attention_clusters_halve_while_each_warp_has_one_tile() {
+        let a = AttnTc { hd_idx: 1, slots: 2, cluster: 8, short: Some(4) };
+        let w = device::attn_tc_warps();
+        // Position p needs ceil((p + 1) / 32) tiles; 4 blocks of w warps take 4 w of them.
+        assert_eq!(a.cluster_at(0), 4);
+        assert_eq!(a.cluster_at(32 * 4 * w - 1), 4);
+        assert_eq!(a.cluster_at(32 * 4 * w), 8);
+        assert_eq!(a.cluster_at(4000), 8);
+        let fixed = AttnTc { short: None, ..a };
+        assert_eq!(fixed.cluster_at(0), 8);
+    }
 
     #[test]
     fn gate_up_l2_prefetch_only_where_gate_up_outgrows_l2_on_hopper() {
