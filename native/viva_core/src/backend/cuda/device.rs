@@ -68,14 +68,15 @@ pub fn drv(what: &str, e: cudarc::driver::DriverError) -> Error {
 /// Head dims of the tensor-core decode attention kernels (`Kernels::attn_tc`, kernels/attention.cu).
 pub const ATTN_TC_HD: [usize; 3] = [32, 64, 128];
 /// Warps per block of the tensor-core decode attention (`TCA_WARPS`: 4; `VIVA_TENSOR_ATTN_WARPS` 8 or 16 for
-/// experiments) and the most blocks in one of its clusters.
+/// experiments, docs/gpu.md v18: no faster).
 pub fn attn_tc_warps() -> usize {
     static W: OnceLock<usize> = OnceLock::new();
-    *W.get_or_init(|| match std::env::var("VIVA_TENSOR_ATTN_WARPS").ok().and_then(|v| v.parse::<usize>().ok()) {
-        Some(w @ (8 | 16)) => w,
-        _ => 4,
+    *W.get_or_init(|| {
+        let v = std::env::var("VIVA_TENSOR_ATTN_WARPS").ok().and_then(|v| v.parse::<usize>().ok());
+        v.filter(|w| matches!(w, 8 | 16)).unwrap_or(4)
     })
 }
+/// The most blocks in one of its clusters.
 pub const ATTN_TC_MAX_CLUSTER: usize = 8;
 
 /// Dynamic shared memory of one tensor-core decode attention block (the layout at `attn_tc_body` in kernels/attention.cu):
