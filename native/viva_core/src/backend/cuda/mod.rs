@@ -635,7 +635,7 @@ pub struct CudaCache {
     /// The tensor-parallel kernel's global exchange words (4 x clusters x hidden / 2 of 16 bytes).
     xll: Option<Buf>,
     pre: Option<Prefill>,
-    /// The captured decode step, one per attention cluster size it has run with (`AttnTc::shape`).
+    /// The captured decode step, one per attention cluster size it has run with (`AttnTc::cluster_at`).
     graphs: Vec<(u32, Graph)>,
     pinned: Option<Pinned>,
     events: Vec<cudarc::driver::CudaEvent>,
