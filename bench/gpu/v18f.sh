@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Ran at commit 210b5c0 (the generalised rule; its code was reverted two commits later; script and logs kept).
 # v18f (docs/gpu.md): the attention's cluster size as the fewest blocks that give every warp one 32-position tile,
 # from 1 to 16 (non-portable) on the TinyLlama shape (candidate default), against a floor of 4
 # (`VIVA_TENSOR_ATTN_MIN_CLUSTER=4`) and against v18d's rule (4 then 8: `_MIN_CLUSTER=4 _MAX_CLUSTER=8`), at

@@ -578,7 +578,7 @@ extern "C" __global__ void __launch_bounds__(GQ_THREADS, 2)
 #define TCA_WARPS 4
 #endif
 #define TCA_THREADS (TCA_WARPS * 32)
-#define TCA_MAX_CLUSTER 16
+#define TCA_MAX_CLUSTER 8
 
 // Offsets into the shared memory: the rings, then q.
 __device__ constexpr int tca_ring_bytes(int hd, int slots) { return TCA_WARPS * slots * 2 * 32 * (2 * hd + 16); }

@@ -364,9 +364,8 @@ fn load_fp8_with(dir: &Path, vars: &[(&str, &str)]) -> Model {
 /// The tensor-core decode attention (v11, the default on sm_90+ for FP8) against the v4 GQA kernel
 /// (`VIVA_TENSOR_ATTN=gqa`) on random checkpoints of head_dim 32 / 64 / 128 and query groups 4 / 8 / 1, after
 /// prompts of 450, 700 and 1100 positions (15, 22 and 35 tiles: some of a cluster's warps take two), with both ring
-/// depths. The kernel's cluster size grows with the position (`AttnTc::cluster_at`: 4 blocks up to 512 positions, 8 up
-/// to 1024, then 16 on these shapes): the prompts run all three, and the 450-position prompt's 200 greedy steps
-/// switch from 4 to 8 inside the graph at 512.
+/// depths. Up to 512 positions the kernel runs in clusters of half the size (`AttnTc::cluster_at`): the 450-position
+/// prompt's teacher-forced steps use those, its 200 greedy steps switch to the full clusters at 512.
 /// Both read the same bf16 cache in f32 arithmetic (the tensor-core kernel carries q and the probabilities as two
 /// bf16 terms), so the logits may differ only by the odd flipped bf16 rounding of an activation downstream.
 #[test]

@@ -76,8 +76,8 @@ pub fn attn_tc_warps() -> usize {
         v.filter(|w| matches!(w, 8 | 16)).unwrap_or(4)
     })
 }
-/// The most blocks in one of its clusters (`TCA_MAX_CLUSTER`; above 8 the non-portable cluster sizes of sm_90).
-pub const ATTN_TC_MAX_CLUSTER: usize = 16;
+/// The most blocks in one of its clusters.
+pub const ATTN_TC_MAX_CLUSTER: usize = 8;
 
 /// Dynamic shared memory of one tensor-core decode attention block (the layout at `attn_tc_body` in kernels/attention.cu):
 /// the warps' rings of `slots` 32-row K | V slots (rows padded by 16 bytes), q as two bf16 rows per head (padded
@@ -308,13 +308,10 @@ impl Device {
         };
         let persist_smem = take_all_smem(&k.persist)?;
         let tp_smem = take_all_smem(&k.tp)?;
-        // The tensor-parallel kernel's clusters of 16 blocks, and the attention's of 16, are the non-portable size
-        // (sm_90+).
+        // The tensor-parallel kernel's clusters of 16 blocks are the non-portable size (sm_90+).
         if cc.0 >= 9 {
-            for f in std::iter::once(&k.tp).chain(k.attn_tc.iter().flatten()) {
-                f.set_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1)
-                    .map_err(|e| drv("cluster size opt-in", e))?;
-            }
+            k.tp.set_attribute(sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED, 1)
+                .map_err(|e| drv("cluster size opt-in", e))?;
         }
         let pdl = cc.0 >= 9 && std::env::var("VIVA_TENSOR_PDL").map(|v| v != "0").unwrap_or(true);
         // One query per kernel; the first failure (an older driver) skips the rest.

@@ -480,20 +480,22 @@ struct Persist {
 }
 
 /// Launch shape of the tensor-core decode attention: kernel (`Kernels::attn_tc[hd_idx][slots - 1]`) and blocks per
-/// cluster (one cluster per KV head): a power of two from `lo` to `hi`, by position (`cluster_at`, `attn_tc_plan`).
+/// cluster (one cluster per KV head); `short`: the smaller clusters used while every warp of them has at most one
+/// 32-position tile (`attn_tc_plan`).
 struct AttnTc {
     hd_idx: usize,
     slots: usize,
-    lo: u32,
-    hi: u32,
+    cluster: u32,
+    short: Option<u32>,
 }
 
 impl AttnTc {
-    /// Blocks per cluster for a step at position `pos`: the fewest that give each warp at most one 32-position tile,
-    /// within `lo..=hi`.
+    /// Blocks per cluster for a step at position `pos`.
     fn cluster_at(&self, pos: usize) -> u32 {
-        let need = (pos + 1).div_ceil(32).div_ceil(device::attn_tc_warps()).next_power_of_two() as u32;
-        need.clamp(self.lo, self.hi)
+        match self.short {
+            Some(c) if (pos + 1).div_ceil(32) <= c as usize * device::attn_tc_warps() => c,
+            _ => self.cluster,
+        }
     }
 }
 
@@ -1932,12 +1934,13 @@ impl CudaModel {
 
 /// The tensor-core decode attention's launch shape, or None where it does not apply: before sm_90 (clusters),
 /// for a head_dim other than 32 / 64 / 128, or when the driver cannot place its cluster (or say whether it can).
-/// Blocks per cluster: at most the largest power of two up to 16 that keeps the kernel on at most half the SMs (one
-/// cluster per KV head; the other half stays free for the next GEMV's early blocks: on the Llama-2-7B shape 2
-/// blocks per cluster beat 4, docs/gpu.md v11), and at each step the fewest that give every warp at most one
-/// 32-position tile (docs/gpu.md v18: on the TinyLlama shape clusters of 4 beat 8 by 1.2% at 128-384 positions and
-/// lose by 6% at 1536). `VIVA_TENSOR_ATTN_CLUSTER` (1-16) fixes the size, `VIVA_TENSOR_ATTN_MIN_CLUSTER` and
-/// `_MAX_CLUSTER` bound it; ring slots per warp: `VIVA_TENSOR_ATTN_SLOTS` (1-2), else 2.
+/// Blocks per cluster:
+/// `VIVA_TENSOR_ATTN_CLUSTER` (1-8), else the largest power of two up to 8 that keeps the kernel on at most half
+/// the SMs (one cluster per KV head; the other half stays free for the next GEMV's early blocks: on the Llama-2-7B
+/// shape 2 blocks per cluster beat 4, docs/gpu.md v11), and half as many while the positions fit one 32-position
+/// tile per warp of those (docs/gpu.md v18: on the TinyLlama shape clusters of 4 beat 8 by 1.2% at 128-384
+/// positions and lose by 6% at 1536; `VIVA_TENSOR_ATTN_SHORT=0` keeps one size); ring slots per warp:
+/// `VIVA_TENSOR_ATTN_SLOTS` (1-2), else 2.
 fn attn_tc_plan(dev: &Device, cfg: &Config) -> Option<AttnTc> {
     let hd_idx = device::ATTN_TC_HD.iter().position(|&d| d == cfg.head_dim)?;
     if dev.cc.0 < 9 || cfg.num_kv_heads == 0 {
@@ -1949,8 +1952,7 @@ fn attn_tc_plan(dev: &Device, cfg: &Config) -> Option<AttnTc> {
     let slots = var("VIVA_TENSOR_ATTN_SLOTS", 2).unwrap_or(2);
     let fit = (dev.sms / (2 * cfg.num_kv_heads)).clamp(1, device::ATTN_TC_MAX_CLUSTER);
     let fixed = var("VIVA_TENSOR_ATTN_CLUSTER", device::ATTN_TC_MAX_CLUSTER);
-    let max = var("VIVA_TENSOR_ATTN_MAX_CLUSTER", device::ATTN_TC_MAX_CLUSTER).map_or(fit, |m| m.min(fit));
-    let cluster = fixed.unwrap_or(1 << max.ilog2());
+    let cluster = fixed.unwrap_or(1 << fit.ilog2());
     let f = &dev.k.attn_tc[hd_idx][slots - 1];
     let threads = 32 * device::attn_tc_warps() as u32;
     // Can a grid of these clusters be placed? (A driver that cannot say keeps the v4 kernel.)
@@ -1959,16 +1961,12 @@ fn attn_tc_plan(dev: &Device, cfg: &Config) -> Option<AttnTc> {
         let grid = (cfg.num_kv_heads * c) as u32;
         smem <= dev.max_smem && dev.max_active_clusters(f, grid, threads, smem as u32, c as u32).is_ok_and(|n| n >= 1)
     };
-    // Powers of two up to `top`, largest first.
-    let sizes = |top: usize| (0..=top.ilog2()).rev().map(|e| 1usize << e);
-    // The largest size that can be placed (16 is non-portable: a driver may refuse it), then the smallest allowed.
-    let hi = match fixed {
-        Some(c) => Some(c).filter(|&c| fits(c))?,
-        None => sizes(cluster).find(|&c| fits(c))?,
-    };
-    let min = fixed.unwrap_or_else(|| var("VIVA_TENSOR_ATTN_MIN_CLUSTER", hi).unwrap_or(1));
-    let lo = sizes(hi).rev().find(|&c| c >= min && fits(c)).unwrap_or(hi);
-    Some(AttnTc { hd_idx, slots, lo: lo as u32, hi: hi as u32 })
+    if !fits(cluster) {
+        return None;
+    }
+    let halves = fixed.is_none() && std::env::var("VIVA_TENSOR_ATTN_SHORT").map_or(true, |v| v != "0");
+    let short = (halves && cluster >= 2 && fits(cluster / 2)).then_some(cluster as u32 / 2);
+    Some(AttnTc { hd_idx, slots, cluster: cluster as u32, short })
 }
 
 /// The gate/up L2 prefetch (`CudaModel::gu_pf`). By default, on sm_90+ with FP8 weights whose gate/up matrix is
@@ -2219,20 +2217,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn attention_clusters_are_the_fewest_that_give_each_warp_one_tile() {
-        let a = AttnTc { hd_idx: 1, slots: 2, lo: 1, hi: 16 };
+    fn attention_clusters_halve_while_each_warp_has_one_tile() {
+        let a = AttnTc { hd_idx: 1, slots: 2, cluster: 8, short: Some(4) };
         let w = device::attn_tc_warps();
-        // Position p needs ceil((p + 1) / 32) tiles; c blocks of w warps take c w of them.
-        assert_eq!(a.cluster_at(0), 1);
-        assert_eq!(a.cluster_at(32 * w - 1), 1);
-        assert_eq!(a.cluster_at(32 * w), 2);
+        // Position p needs ceil((p + 1) / 32) tiles; 4 blocks of w warps take 4 w of them.
+        assert_eq!(a.cluster_at(0), 4);
         assert_eq!(a.cluster_at(32 * 4 * w - 1), 4);
         assert_eq!(a.cluster_at(32 * 4 * w), 8);
-        assert_eq!(a.cluster_at(32 * 8 * w), 16);
-        assert_eq!(a.cluster_at(100_000), 16);
-        let bounded = AttnTc { lo: 4, hi: 8, ..a };
-        assert_eq!(bounded.cluster_at(0), 4);
-        assert_eq!(bounded.cluster_at(100_000), 8);
+        assert_eq!(a.cluster_at(4000), 8);
+        let fixed = AttnTc { short: None, ..a };
+        assert_eq!(fixed.cluster_at(0), 8);
     }
 
     #[test]
