@@ -2,7 +2,8 @@
 //! or FP8 E4M3 with per-block f32 scales (W8A16), KV cache resident per sequence, kernels compiled at
 //! run time by NVRTC from `kernels/*.cu`.
 //!
-//! Decode (one token) is one CUDA graph per sequence, captured on the first step and replayed: the
+//! Decode (one token) is one CUDA graph per sequence, captured on the first step and replayed (two on sm_90+, whose
+//! decode attention runs in smaller clusters at short contexts: one per launch shape, `AttnTc::cluster_at`): the
 //! token and position live on the device (`step = [token, pos]`), and the graph ends with an on-device
 //! argmax that writes the next token and advances the position, so greedy decoding
 //! ([`CudaModel::decode_greedy`]) runs ahead of the host by one step. Prefill runs the whole prompt
