@@ -1073,15 +1073,17 @@ impl CudaModel {
         if !self.use_graph {
             return self.decode_launches(c, &mut None, 0, cluster);
         }
-        if !c.graphs.iter().any(|(k, _)| *k == cluster) {
-            let g = self.capture_step(c, 0, cluster)?;
-            g.upload().map_err(|e| drv("graph upload", e))?;
-            c.graphs.push((cluster, Graph(g)));
-        }
-        match c.graphs.iter().find(|(k, _)| *k == cluster) {
-            Some((_, g)) => g.0.launch().map_err(|e| drv("graph launch", e)),
-            None => Err(Error::Cuda("no decode graph".into())),
-        }
+        let i = match c.graphs.iter().position(|(k, _)| *k == cluster) {
+            Some(i) => i,
+            None => {
+                let g = self.capture_step(c, 0, cluster)?;
+                g.upload().map_err(|e| drv("graph upload", e))?;
+                c.graphs.push((cluster, Graph(g)));
+                c.graphs.len() - 1
+            }
+        };
+        let (_, Graph(g)) = &c.graphs[i];
+        g.launch().map_err(|e| drv("graph launch", e))
     }
 
     /// The decode step's launches captured as a graph on the cache's stream (`tl`, `cluster`: as in
